@@ -1,0 +1,1 @@
+//! Console pages and components (Leptos), shared by SSR and hydration.

@@ -1,0 +1,528 @@
+//! Typed, layered configuration: built-in defaults → a TOML file → `GOLDEN_PATH_*` environment
+//! variables, then [`Config::validate`]. Unknown keys are rejected at every layer.
+//!
+//! With no file the gateway runs on the embedded default: data in `./data`, one feature
+//! `default` bound to the development model and the default guardrail.
+//!
+//! Environment overrides name a key path with `__` between levels, after the prefix:
+//! `GOLDEN_PATH_DATA_DIR=/srv/gp`, `GOLDEN_PATH_SERVER__LISTEN=0.0.0.0:8080`,
+//! `GOLDEN_PATH_FEATURES__DEFAULT__THROTTLE__REQUESTS_PER_MINUTE=60`. Values are read as TOML
+//! (numbers, booleans, arrays) and otherwise as strings. `GOLDEN_PATH_CONFIG` names the file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::verify::TokenUse;
+use crate::guard::GuardrailRef;
+use crate::guard::policy::GuardrailPolicy;
+
+/// The environment variable prefix for overrides.
+pub const ENV_PREFIX: &str = "GOLDEN_PATH_";
+/// The environment variable naming the config file.
+pub const ENV_CONFIG_FILE: &str = "GOLDEN_PATH_CONFIG";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded backends keep their data (keys, audit.db, vault/).
+    pub data_dir: PathBuf,
+    /// `embedded` (SQLite and local files). `aws` arrives with the AWS backends.
+    pub backend: Backend,
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub vault: VaultConfig,
+    /// Features by name: who may call, which model, which guardrail, what throttles.
+    pub features: BTreeMap<String, FeatureConfig>,
+    /// Model aliases → providers.
+    pub models: BTreeMap<String, ModelConfig>,
+    /// Guardrail policies by id (Bedrock's CreateGuardrail shape).
+    pub guardrails: BTreeMap<String, GuardrailPolicy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Embedded,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the gateway listens on.
+    pub listen: String,
+    /// Largest request body accepted, in bytes (larger → 413).
+    pub max_body_bytes: usize,
+    /// Most messages in one chat request.
+    pub max_messages: usize,
+    /// Upper bound on one request, model call included, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The expected `iss`. On the embedded default, the local issuer's name.
+    pub issuer: String,
+    /// Where to fetch the JWKS. Absent: the embedded issuer's own keys.
+    pub jwks_url: Option<String>,
+    pub token_use: TokenUse,
+    /// Clock skew allowed on `exp`/`nbf`, in seconds.
+    pub leeway_secs: u64,
+    /// Least time between two JWKS refreshes triggered by unknown `kid`s, in seconds.
+    pub jwks_min_refresh_secs: u64,
+    /// A claim naming the app client instead of `client_id`/`aud`.
+    pub client_claim: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// Records are deleted, and refused when opened, after this many days.
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureConfig {
+    /// App client ids whose tokens belong to this feature.
+    pub clients: Vec<String>,
+    /// Model aliases this feature may use; the first is used when the request names none.
+    pub models: Vec<String>,
+    /// The guardrail id and pinned version applied on the way in and out.
+    pub guardrail: String,
+    pub guardrail_version: String,
+    pub throttle: ThrottleLimits,
+}
+
+impl FeatureConfig {
+    pub fn guardrail_ref(&self) -> GuardrailRef {
+        GuardrailRef {
+            id: self.guardrail.clone(),
+            version: self.guardrail_version.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleLimits {
+    /// Sustained request rate.
+    pub requests_per_minute: u32,
+    /// Requests allowed at once above the sustained rate.
+    pub burst: u32,
+    /// Model tokens (input + output) per rolling minute.
+    pub tokens_per_minute: u64,
+    /// Model tokens (input + output) per UTC day.
+    pub tokens_per_day: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelConfig {
+    /// The built-in deterministic development model.
+    Development {},
+    /// An OpenAI-compatible upstream (vLLM, Ollama, llama.cpp server).
+    Openai {
+        /// e.g. `http://127.0.0.1:11434/v1`
+        base_url: String,
+        /// The upstream's model name.
+        model: String,
+        #[serde(default)]
+        api_key: Option<Secret>,
+        #[serde(default = "default_upstream_timeout")]
+        timeout_secs: u64,
+    },
+}
+
+fn default_upstream_timeout() -> u64 {
+    120
+}
+
+impl ModelConfig {
+    /// The pinned model id recorded in audit events.
+    pub fn model_id(&self, alias: &str) -> String {
+        match self {
+            ModelConfig::Development {} => format!("golden-path/development:{alias}"),
+            ModelConfig::Openai {
+                base_url, model, ..
+            } => format!("openai-compatible:{base_url}#{model}"),
+        }
+    }
+}
+
+/// A secret string: never printed by `Debug` or `Serialize`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("*****")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("*****")
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            backend: Backend::Embedded,
+            server: ServerConfig {
+                listen: "127.0.0.1:8080".into(),
+                max_body_bytes: 1024 * 1024,
+                max_messages: 256,
+                request_timeout_secs: 300,
+            },
+            auth: AuthConfig {
+                issuer: "golden-path-local".into(),
+                jwks_url: None,
+                token_use: TokenUse::Access,
+                leeway_secs: 30,
+                jwks_min_refresh_secs: 30,
+                client_claim: None,
+            },
+            vault: VaultConfig { retention_days: 90 },
+            features: BTreeMap::from([(
+                "default".to_string(),
+                FeatureConfig {
+                    clients: vec!["default".into()],
+                    models: vec!["dev".into()],
+                    guardrail: "default".into(),
+                    guardrail_version: "1".into(),
+                    throttle: ThrottleLimits {
+                        requests_per_minute: 600,
+                        burst: 100,
+                        tokens_per_minute: 200_000,
+                        tokens_per_day: 5_000_000,
+                    },
+                },
+            )]),
+            models: BTreeMap::from([("dev".to_string(), ModelConfig::Development {})]),
+            guardrails: BTreeMap::from([(
+                "default".to_string(),
+                GuardrailPolicy::default_policy(),
+            )]),
+        }
+    }
+}
+
+/// Top-level tables that a file replaces whole instead of merging into the defaults: a file
+/// that names its own features does not also get the built-in `default` feature.
+const REPLACED_WHOLE: &[&str] = &["features", "models", "guardrails"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Load defaults → `file` (if any) → environment overrides, then validate.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Config::load_from(file, &env)
+    }
+
+    /// [`Config::load`] with an explicit environment (for tests).
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut merged = toml::Value::try_from(Config::default())
+            .map_err(|e| ConfigError::Invalid(format!("defaults do not serialise: {e}")))?;
+        let origin = file
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("<defaults>"));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let value: toml::Value = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            merge(&mut merged, value, 0);
+        }
+        for (name, raw) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if name == ENV_CONFIG_FILE {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            if path.iter().any(String::is_empty) {
+                return Err(ConfigError::Env {
+                    name: name.clone(),
+                    message: "empty key segment".into(),
+                });
+            }
+            set_path(&mut merged, &path, parse_env_value(raw)).map_err(|message| {
+                ConfigError::Env {
+                    name: name.clone(),
+                    message,
+                }
+            })?;
+        }
+        let config: Config =
+            merged
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: origin,
+                    message: e.to_string(),
+                })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks serde can't express: references between sections, ranges, and uniqueness.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.features.is_empty() {
+            return bad("at least one feature is required".into());
+        }
+        if self.server.max_body_bytes < 1024 || self.server.max_body_bytes > 64 * 1024 * 1024 {
+            return bad("server.max_body_bytes must be between 1 KiB and 64 MiB".into());
+        }
+        if self.server.max_messages == 0 {
+            return bad("server.max_messages must be at least 1".into());
+        }
+        if self.vault.retention_days == 0 {
+            return bad("vault.retention_days must be at least 1".into());
+        }
+        if self.auth.issuer.trim().is_empty() {
+            return bad("auth.issuer must not be empty".into());
+        }
+        let mut seen_clients: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, feature) in &self.features {
+            if feature.clients.is_empty() {
+                return bad(format!(
+                    "feature {name:?}: clients must name at least one app client"
+                ));
+            }
+            for client in &feature.clients {
+                if let Some(other) = seen_clients.insert(client, name) {
+                    return bad(format!(
+                        "app client {client:?} is bound to both features {other:?} and {name:?}"
+                    ));
+                }
+            }
+            if feature.models.is_empty() {
+                return bad(format!(
+                    "feature {name:?}: models must name at least one model alias"
+                ));
+            }
+            for alias in &feature.models {
+                if !self.models.contains_key(alias) {
+                    return bad(format!(
+                        "feature {name:?}: model alias {alias:?} is not defined under [models]"
+                    ));
+                }
+            }
+            if !self.guardrails.contains_key(&feature.guardrail) {
+                return bad(format!(
+                    "feature {name:?}: guardrail {:?} is not defined under [guardrails]",
+                    feature.guardrail
+                ));
+            }
+            if feature.guardrail_version == "DRAFT" {
+                return bad(format!(
+                    "feature {name:?}: pin a numbered guardrail version, not DRAFT"
+                ));
+            }
+            let t = feature.throttle;
+            if t.requests_per_minute == 0
+                || t.burst == 0
+                || t.tokens_per_minute == 0
+                || t.tokens_per_day == 0
+            {
+                return bad(format!(
+                    "feature {name:?}: every throttle limit must be at least 1"
+                ));
+            }
+        }
+        for (alias, model) in &self.models {
+            if let ModelConfig::Openai {
+                base_url,
+                timeout_secs,
+                ..
+            } = model
+            {
+                if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+                    return bad(format!(
+                        "model {alias:?}: base_url must start with http:// or https://"
+                    ));
+                }
+                if *timeout_secs == 0 {
+                    return bad(format!("model {alias:?}: timeout_secs must be at least 1"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every app client id any feature accepts.
+    pub fn all_clients(&self) -> BTreeSet<String> {
+        self.features
+            .values()
+            .flat_map(|f| f.clients.iter().cloned())
+            .collect()
+    }
+
+    /// The feature an app client belongs to.
+    pub fn feature_for_client(&self, client_id: &str) -> Option<(&str, &FeatureConfig)> {
+        self.features
+            .iter()
+            .find(|(_, f)| f.clients.iter().any(|c| c == client_id))
+            .map(|(n, f)| (n.as_str(), f))
+    }
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value, depth: usize) {
+    match (base, over) {
+        (toml::Value::Table(base), toml::Value::Table(over)) => {
+            for (key, value) in over {
+                let replace = depth == 0 && REPLACED_WHOLE.contains(&key.as_str());
+                match base.get_mut(&key) {
+                    Some(existing) if !replace => merge(existing, value, depth + 1),
+                    _ => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
+    }
+}
+
+fn set_path(root: &mut toml::Value, path: &[String], value: toml::Value) -> Result<(), String> {
+    let mut node = root;
+    for (i, key) in path.iter().enumerate() {
+        let toml::Value::Table(table) = node else {
+            return Err(format!("{} is not a table", path[..i].join(".")));
+        };
+        if i + 1 == path.len() {
+            table.insert(key.clone(), value);
+            return Ok(());
+        }
+        node = table
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::map::Map::new()));
+    }
+    Err("empty key".into())
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    let wrapped = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&wrapped) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert_eq!(c.backend, Backend::Embedded);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert!(c.features.contains_key("default"));
+        assert_eq!(c.features["default"].guardrail, "default");
+    }
+
+    #[test]
+    fn env_overrides_nested_keys_with_typed_values() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("GOLDEN_PATH_SERVER__LISTEN", "127.0.0.1:0"),
+                ("GOLDEN_PATH_FEATURES__DEFAULT__THROTTLE__BURST", "7"),
+                ("GOLDEN_PATH_CONFIG", "ignored.toml"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:0");
+        assert_eq!(c.features["default"].throttle.burst, 7);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"typo\"\n",
+        )
+        .unwrap();
+        let err = Config::load_from(Some(&file), &[]).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+        let err = Config::load_from(None, &env(&[("GOLDEN_PATH_SERVR__LISTEN", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("servr"), "{err}");
+    }
+
+    #[test]
+    fn file_replaces_named_collections_and_validation_catches_dangling_refs() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            r#"
+[features.search]
+clients = ["search-app"]
+models = ["missing"]
+guardrail = "default"
+guardrail_version = "1"
+throttle = { requests_per_minute = 1, burst = 1, tokens_per_minute = 1, tokens_per_day = 1 }
+"#,
+        )
+        .unwrap();
+        let err = Config::load_from(Some(&file), &[]).unwrap_err().to_string();
+        assert!(err.contains("\"missing\" is not defined"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("sk-live-123");
+        assert_eq!(format!("{s:?}"), "*****");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"*****\"");
+    }
+}

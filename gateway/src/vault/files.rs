@@ -1,0 +1,1 @@
+//! Files in the data dir as the embedded object store.

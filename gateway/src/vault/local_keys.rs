@@ -1,0 +1,1 @@
+//! The local key hierarchy: a master key file wraps per-record data keys.

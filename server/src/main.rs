@@ -1,0 +1,2 @@
+//! Console server binary.
+fn main() {}
