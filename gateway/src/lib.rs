@@ -14,6 +14,7 @@ pub mod guard;
 pub mod model;
 pub mod openai;
 pub mod router;
+pub mod secret_file;
 pub mod state;
 pub mod throttle;
 pub mod vault;

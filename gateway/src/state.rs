@@ -1,21 +1,101 @@
-//! The gateway's shared state: configuration and the backends chosen by it, built once at
-//! start-up and shared by every request (and by the console when it runs in the same process).
+//! The gateway's shared state: configuration and the backends it names, built once at start-up
+//! ([`AppState::build`]) and shared by every request (and by the console in the same process).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
 
 use crate::audit::AuditStore;
-use crate::config::Config;
+use crate::audit::prompt_hash::PromptHasher;
+use crate::audit::sqlite::SqliteAuditStore;
+use crate::auth::issuer::LocalIssuer;
+use crate::auth::jwks::{HttpJwks, KeyCache, KeySource};
+use crate::auth::verify::{Expectations, Verifier};
+use crate::config::{Backend, Config};
+use crate::guard::Guardrail;
+use crate::guard::engine::EmbeddedGuardrails;
+use crate::model::Provider;
+use crate::throttle::Throttle;
+use crate::throttle::local::LocalThrottle;
+use crate::vault::Vault;
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    pub verifier: Arc<Verifier>,
+    /// The embedded issuer, when no external JWKS is configured.
+    pub issuer: Option<Arc<LocalIssuer>>,
+    pub throttle: Arc<dyn Throttle>,
+    pub guardrails: Arc<dyn Guardrail>,
+    /// Providers by model alias.
+    pub models: Arc<BTreeMap<String, Provider>>,
     pub audit: Arc<dyn AuditStore>,
+    pub vault: Vault,
+    pub prompt_hasher: Arc<PromptHasher>,
 }
 
 impl AppState {
     /// Build every backend the configuration names; fails with a clear message otherwise.
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
-        let _ = config;
-        anyhow::bail!("not yet")
+        match config.backend {
+            Backend::Embedded => {}
+        }
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+
+        let issuer = match &config.auth.jwks_url {
+            Some(_) => None,
+            None => Some(Arc::new(
+                LocalIssuer::load_or_create(&data_dir, &config.auth.issuer)
+                    .context("embedded token issuer")?,
+            )),
+        };
+        let key_source: Arc<dyn KeySource> = match (&config.auth.jwks_url, &issuer) {
+            (Some(url), _) => Arc::new(HttpJwks { url: url.clone() }),
+            (None, Some(issuer)) => issuer.clone(),
+            (None, None) => anyhow::bail!("no JWKS source: set auth.jwks_url"),
+        };
+        let keys = KeyCache::new(
+            key_source,
+            Duration::from_secs(config.auth.jwks_min_refresh_secs),
+        );
+        let verifier = Verifier::new(
+            keys,
+            Expectations {
+                issuer: config.auth.issuer.clone(),
+                clients: config.all_clients(),
+                token_use: config.auth.token_use,
+                leeway_secs: config.auth.leeway_secs,
+                client_claim: config.auth.client_claim.clone(),
+            },
+        );
+
+        let guardrails = EmbeddedGuardrails::new(&config.guardrails)
+            .map_err(|e| anyhow::anyhow!("guardrail configuration: {e}"))?;
+        let mut models = BTreeMap::new();
+        for (alias, model) in &config.models {
+            let provider = Provider::from_config(model)
+                .map_err(|e| anyhow::anyhow!("model {alias:?}: {e}"))?;
+            models.insert(alias.clone(), provider);
+        }
+        let audit = SqliteAuditStore::open(&data_dir.join("audit.db")).context("audit store")?;
+        let vault =
+            Vault::embedded(&data_dir, config.vault.retention_days).context("prompt vault")?;
+        let prompt_hasher = PromptHasher::load_or_create(&data_dir).context("prompt hash key")?;
+
+        Ok(AppState {
+            config: Arc::new(config),
+            verifier: Arc::new(verifier),
+            issuer,
+            throttle: Arc::new(LocalThrottle::new()),
+            guardrails: Arc::new(guardrails),
+            models: Arc::new(models),
+            audit: Arc::new(audit),
+            vault,
+            prompt_hasher: Arc::new(prompt_hasher),
+        })
     }
 }

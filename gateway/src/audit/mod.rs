@@ -4,6 +4,7 @@
 //! [`AuditStore`] is the trait both backends fill: [`sqlite`] on the embedded default
 //! (CloudWatch Logs in AWS comes later behind the same trait).
 
+pub mod prompt_hash;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -1,40 +1,916 @@
 //! The embedded audit store: SQLite (WAL) in `<data_dir>/audit.db`, written by one writer thread
 //! that commits in groups, so a burst of requests costs one commit, and every `record` returns
 //! only after its event is committed.
+//!
+//! Shape:
+//! - **One writer thread** (`audit-writer`, a plain `std::thread`) owns the only write
+//!   connection. Callers send it a job over a channel and await a `tokio::sync::oneshot` reply.
+//!   The thread takes the first queued job, drains whatever else is already queued (up to
+//!   [`MAX_BATCH`]), inserts them all in one `BEGIN IMMEDIATE … COMMIT`, then answers every
+//!   waiter. Each job gets its own result: a duplicate request id fails that one event, not the
+//!   batch.
+//! - **Readers** use a small pool of read-only connections on the blocking thread pool; in WAL
+//!   mode they never block the writer, nor the writer them.
+//! - **Failure never hangs:** if the writer thread is gone, sending fails or the reply channel is
+//!   dropped, and the caller gets an [`AuditError`].
+//!
+//! Durability ([`Durability`]): WAL with `synchronous=NORMAL` (the default, [`Durability::Process`])
+//! writes every commit to the WAL file before `COMMIT` returns, so a committed event survives the
+//! process being killed (`kill -9`, OOM, Lambda freeze); the last commits before a power loss or
+//! kernel crash may be lost. [`Durability::PowerLoss`] uses `synchronous=FULL` (an fsync of the
+//! WAL per commit; group commit keeps that at one fsync per burst).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::oneshot;
 
 use super::{AccessEvent, AuditError, AuditEvent, AuditStore, MinuteCount};
 
-pub struct SqliteAuditStore {}
+/// The most events committed in one transaction; the rest wait for the next one.
+pub const MAX_BATCH: usize = 512;
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 4;
+/// How long a connection waits for a lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The schema this code writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS audit_events (
+    id                INTEGER PRIMARY KEY,
+    timestamp         INTEGER NOT NULL,
+    request_id        TEXT    NOT NULL,
+    user_sub          TEXT    NOT NULL,
+    feature           TEXT    NOT NULL,
+    model             TEXT    NOT NULL,
+    model_alias       TEXT    NOT NULL,
+    prompt_hash       TEXT    NOT NULL,
+    latency_ms        INTEGER NOT NULL,
+    model_latency_ms  INTEGER NOT NULL,
+    guardrail_id      TEXT    NOT NULL,
+    guardrail_version TEXT    NOT NULL,
+    guardrail_action  TEXT    NOT NULL,
+    input_action      TEXT    NOT NULL,
+    output_action     TEXT    NOT NULL,
+    policies          TEXT    NOT NULL, -- JSON array of strings
+    input_tokens      INTEGER NOT NULL,
+    output_tokens     INTEGER NOT NULL,
+    status            INTEGER NOT NULL,
+    stream            INTEGER NOT NULL,
+    vault_key         TEXT,
+    source_ip         TEXT    NOT NULL,
+    user_agent        TEXT    NOT NULL,
+    event_json        TEXT    NOT NULL  -- the full event as one JSON line (DESIGN §5)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS audit_events_request_id ON audit_events (request_id);
+CREATE INDEX IF NOT EXISTS audit_events_timestamp ON audit_events (timestamp);
+CREATE INDEX IF NOT EXISTS audit_events_user_sub_timestamp ON audit_events (user_sub, timestamp);
+CREATE INDEX IF NOT EXISTS audit_events_feature_timestamp ON audit_events (feature, timestamp);
+
+CREATE TABLE IF NOT EXISTS access_events (
+    id         INTEGER PRIMARY KEY,
+    timestamp  INTEGER NOT NULL,
+    actor      TEXT    NOT NULL,
+    request_id TEXT    NOT NULL,
+    vault_key  TEXT    NOT NULL,
+    reason     TEXT    NOT NULL,
+    origin     TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS access_events_request_id ON access_events (request_id, timestamp);
+CREATE INDEX IF NOT EXISTS access_events_timestamp ON access_events (timestamp);
+";
+
+/// How much a "durable" write survives. Shared by the embedded stores (the vault's
+/// [`crate::vault::files::FileStore`] takes the same option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Survives the process being killed at any point (`kill -9`): data reaches the OS before a
+    /// write is acknowledged. A power loss or kernel crash may lose the last writes.
+    #[default]
+    Process,
+    /// Also survives power loss: every acknowledged write is fsynced (SQLite
+    /// `synchronous=FULL`; files and their directories fsynced).
+    PowerLoss,
+}
+
+/// Counters of the writer thread, for tests and the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Events (audit and access) committed.
+    pub events: u64,
+    /// The most events committed in one transaction.
+    pub largest_batch: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    events: AtomicU64,
+    largest_batch: AtomicU64,
+}
+
+/// The SQLite audit store. Cheap to share behind an `Arc`; dropping it lets the writer thread
+/// finish what is queued and exit.
+pub struct SqliteAuditStore {
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<ReadPool>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for SqliteAuditStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteAuditStore")
+            .field("path", &self.readers.path)
+            .finish_non_exhaustive()
+    }
+}
 
 impl SqliteAuditStore {
-    pub fn open(_path: &Path) -> Result<SqliteAuditStore, AuditError> {
-        Ok(SqliteAuditStore {})
+    /// Open (creating it and its parent directory if needed) the store at `path`, with
+    /// [`Durability::Process`].
+    pub fn open(path: &Path) -> Result<SqliteAuditStore, AuditError> {
+        SqliteAuditStore::open_with(path, Durability::Process)
+    }
+
+    /// Open the store at `path` with the given durability.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<SqliteAuditStore, AuditError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                AuditError::Store(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let fresh = !path.exists();
+        let conn = Connection::open(path).map_err(|e| sql_err("open audit database", &e))?;
+        if fresh {
+            restrict_permissions(path);
+        }
+        configure_writer(&conn, durability)?;
+
+        let counters = Arc::new(Counters::default());
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread_counters = Arc::clone(&counters);
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || run_writer(conn, &queue, &thread_counters))
+            .map_err(|e| AuditError::Store(format!("cannot start the audit writer thread: {e}")))?;
+
+        Ok(SqliteAuditStore {
+            jobs,
+            readers: Arc::new(ReadPool {
+                path: path.to_path_buf(),
+                idle: Mutex::new(Vec::new()),
+            }),
+            counters,
+        })
+    }
+
+    /// How many audit events are stored.
+    pub async fn count(&self) -> Result<u64, AuditError> {
+        self.read(|conn| {
+            let n: i64 = conn
+                .query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get(0))
+                .map_err(|e| sql_err("count audit events", &e))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// The newest `limit` audit events, newest first.
+    pub async fn recent(&self, limit: usize) -> Result<Vec<AuditEvent>, AuditError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT event_json FROM audit_events ORDER BY timestamp DESC, id DESC LIMIT ?1",
+                )
+                .map_err(|e| sql_err("read recent events", &e))?;
+            let rows = stmt
+                .query_map([limit], |r| r.get::<_, String>(0))
+                .map_err(|e| sql_err("read recent events", &e))?;
+            rows.map(|row| {
+                row.map_err(|e| sql_err("read recent events", &e))
+                    .and_then(|json| parse_event(&json))
+            })
+            .collect()
+        })
+        .await
+    }
+
+    /// The writer thread's counters so far.
+    pub fn writer_stats(&self) -> WriterStats {
+        WriterStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            events: self.counters.events.load(Ordering::Relaxed),
+            largest_batch: self.counters.largest_batch.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Hand one write to the writer thread and wait until it is committed (or failed).
+    async fn write(&self, payload: Payload) -> Result<(), AuditError> {
+        let (reply, done) = oneshot::channel();
+        self.jobs
+            .send(Job { payload, reply })
+            .map_err(|_| writer_gone())?;
+        done.await.map_err(|_| writer_gone())?
+    }
+
+    /// Run one read on a pooled read-only connection on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, AuditError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, AuditError> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || pool.run(f))
+            .await
+            .map_err(|e| AuditError::Store(format!("audit read task failed: {e}")))?
     }
 }
 
 #[async_trait]
 impl AuditStore for SqliteAuditStore {
-    async fn record(&self, _event: &AuditEvent) -> Result<(), AuditError> {
-        todo!("records helper")
+    async fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        let row = EventRow::new(event)?;
+        self.write(Payload::Event(Box::new(row))).await
     }
-    async fn record_access(&self, _event: &AccessEvent) -> Result<(), AuditError> {
-        todo!("records helper")
+
+    async fn record_access(&self, event: &AccessEvent) -> Result<(), AuditError> {
+        self.write(Payload::Access(event.clone())).await
     }
-    async fn find(&self, _request_id: &str) -> Result<Option<AuditEvent>, AuditError> {
-        todo!("records helper")
+
+    async fn find(&self, request_id: &str) -> Result<Option<AuditEvent>, AuditError> {
+        let request_id = request_id.to_string();
+        self.read(move |conn| {
+            let json: Option<String> = conn
+                .prepare_cached("SELECT event_json FROM audit_events WHERE request_id = ?1")
+                .and_then(|mut stmt| {
+                    stmt.query_row([&request_id], |r| r.get::<_, String>(0))
+                        .optional()
+                })
+                .map_err(|e| sql_err("find audit event", &e))?;
+            json.as_deref().map(parse_event).transpose()
+        })
+        .await
     }
-    async fn accesses(&self, _request_id: &str) -> Result<Vec<AccessEvent>, AuditError> {
-        todo!("records helper")
+
+    async fn accesses(&self, request_id: &str) -> Result<Vec<AccessEvent>, AuditError> {
+        let request_id = request_id.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT timestamp, actor, request_id, vault_key, reason, origin
+                     FROM access_events WHERE request_id = ?1 ORDER BY timestamp, id",
+                )
+                .map_err(|e| sql_err("read access events", &e))?;
+            let rows = stmt
+                .query_map([&request_id], |r| {
+                    Ok(AccessEvent {
+                        timestamp: r.get(0)?,
+                        actor: r.get(1)?,
+                        request_id: r.get(2)?,
+                        vault_key: r.get(3)?,
+                        reason: r.get(4)?,
+                        origin: r.get(5)?,
+                    })
+                })
+                .map_err(|e| sql_err("read access events", &e))?;
+            rows.map(|row| row.map_err(|e| sql_err("read access events", &e)))
+                .collect()
+        })
+        .await
     }
+
     async fn requests_per_minute(
         &self,
-        _since_ms: i64,
-        _until_ms: i64,
+        since_ms: i64,
+        until_ms: i64,
     ) -> Result<Vec<MinuteCount>, AuditError> {
-        todo!("records helper")
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT timestamp / 60000 AS minute,
+                            COUNT(*),
+                            COALESCE(SUM(guardrail_action = 'INTERVENED'), 0)
+                     FROM audit_events
+                     WHERE timestamp >= ?1 AND timestamp < ?2
+                     GROUP BY minute ORDER BY minute",
+                )
+                .map_err(|e| sql_err("count requests per minute", &e))?;
+            let rows = stmt
+                .query_map([since_ms, until_ms], |r| {
+                    let minute: i64 = r.get(0)?;
+                    let requests: i64 = r.get(1)?;
+                    let interventions: i64 = r.get(2)?;
+                    Ok(MinuteCount {
+                        minute: minute.saturating_mul(60_000),
+                        requests: u64::try_from(requests).unwrap_or(0),
+                        interventions: u64::try_from(interventions).unwrap_or(0),
+                    })
+                })
+                .map_err(|e| sql_err("count requests per minute", &e))?;
+            rows.map(|row| row.map_err(|e| sql_err("count requests per minute", &e)))
+                .collect()
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer thread.
+
+struct Job {
+    payload: Payload,
+    reply: oneshot::Sender<Result<(), AuditError>>,
+}
+
+enum Payload {
+    Event(Box<EventRow>),
+    Access(AccessEvent),
+}
+
+/// An audit event converted to column values on the caller's task, so the writer thread only
+/// inserts.
+struct EventRow {
+    event: AuditEvent,
+    latency_ms: i64,
+    model_latency_ms: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    policies_json: String,
+    event_json: String,
+}
+
+impl EventRow {
+    fn new(event: &AuditEvent) -> Result<EventRow, AuditError> {
+        let int = |v: u64, field: &str| {
+            i64::try_from(v)
+                .map_err(|_| AuditError::Store(format!("audit event {field} out of range")))
+        };
+        Ok(EventRow {
+            latency_ms: int(event.latency_ms, "latencyMs")?,
+            model_latency_ms: int(event.model_latency_ms, "modelLatencyMs")?,
+            input_tokens: int(event.input_tokens, "inputTokens")?,
+            output_tokens: int(event.output_tokens, "outputTokens")?,
+            policies_json: serde_json::to_string(&event.policies)
+                .map_err(|e| AuditError::Store(format!("cannot encode policies: {e}")))?,
+            event_json: serde_json::to_string(event)
+                .map_err(|e| AuditError::Store(format!("cannot encode audit event: {e}")))?,
+            event: event.clone(),
+        })
+    }
+}
+
+fn run_writer(mut conn: Connection, queue: &mpsc::Receiver<Job>, counters: &Counters) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = Vec::with_capacity(16);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (payloads, replies): (Vec<Payload>, Vec<_>) =
+            batch.into_iter().map(|j| (j.payload, j.reply)).unzip();
+        let results = commit_batch(&mut conn, &payloads, counters);
+        for (reply, result) in replies.into_iter().zip(results) {
+            // The waiter may have gone (request cancelled); the event is committed regardless.
+            let _ = reply.send(result);
+        }
+    }
+    tracing::debug!("audit writer stopped: every store handle was dropped");
+}
+
+/// Insert every payload in one transaction; one result per payload, in order.
+fn commit_batch(
+    conn: &mut Connection,
+    payloads: &[Payload],
+    counters: &Counters,
+) -> Vec<Result<(), AuditError>> {
+    let failed_all = |reason: String| {
+        tracing::error!(%reason, events = payloads.len(), "audit batch failed");
+        payloads
+            .iter()
+            .map(|_| Err(AuditError::Store(reason.clone())))
+            .collect()
+    };
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return failed_all(format!("begin audit transaction: {e}")),
+    };
+    let mut results = Vec::with_capacity(payloads.len());
+    for payload in payloads {
+        let result = insert(&tx, payload);
+        if result.is_err() && tx.is_autocommit() {
+            // SQLite rolled the whole transaction back (I/O error, disk full): nothing of this
+            // batch is stored, so nothing may be acknowledged.
+            drop(tx);
+            return failed_all("audit transaction rolled back by SQLite".into());
+        }
+        results.push(result);
+    }
+    if let Err(e) = tx.commit() {
+        return failed_all(format!("commit audit transaction: {e}"));
+    }
+    let stored = results.iter().filter(|r| r.is_ok()).count() as u64;
+    counters.commits.fetch_add(1, Ordering::Relaxed);
+    counters.events.fetch_add(stored, Ordering::Relaxed);
+    counters
+        .largest_batch
+        .fetch_max(payloads.len() as u64, Ordering::Relaxed);
+    results
+}
+
+fn insert(conn: &Connection, payload: &Payload) -> Result<(), AuditError> {
+    match payload {
+        Payload::Event(row) => {
+            let e = &row.event;
+            conn.prepare_cached(
+                "INSERT INTO audit_events (
+                    timestamp, request_id, user_sub, feature, model, model_alias, prompt_hash,
+                    latency_ms, model_latency_ms, guardrail_id, guardrail_version,
+                    guardrail_action, input_action, output_action, policies, input_tokens,
+                    output_tokens, status, stream, vault_key, source_ip, user_agent, event_json
+                 ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                           ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    e.timestamp,
+                    e.request_id,
+                    e.user_sub,
+                    e.feature,
+                    e.model,
+                    e.model_alias,
+                    e.prompt_hash,
+                    row.latency_ms,
+                    row.model_latency_ms,
+                    e.guardrail_id,
+                    e.guardrail_version,
+                    e.guardrail_action,
+                    e.input_action,
+                    e.output_action,
+                    row.policies_json,
+                    row.input_tokens,
+                    row.output_tokens,
+                    i64::from(e.status),
+                    e.stream,
+                    e.vault_key,
+                    e.source_ip,
+                    e.user_agent,
+                    row.event_json,
+                ])
+            })
+            .map(|_| ())
+            .map_err(|err| {
+                if is_unique_violation(&err) {
+                    AuditError::Store(
+                        "an audit event with this request id is already recorded".into(),
+                    )
+                } else {
+                    sql_err("insert audit event", &err)
+                }
+            })
+        }
+        Payload::Access(a) => conn
+            .prepare_cached(
+                "INSERT INTO access_events (timestamp, actor, request_id, vault_key, reason, origin)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    a.timestamp,
+                    a.actor,
+                    a.request_id,
+                    a.vault_key,
+                    a.reason,
+                    a.origin
+                ])
+            })
+            .map(|_| ())
+            .map_err(|err| sql_err("insert access event", &err)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections.
+
+fn configure_writer(conn: &Connection, durability: Durability) -> Result<(), AuditError> {
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| sql_err("set busy timeout", &e))?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(|e| sql_err("enable WAL", &e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(AuditError::Store(format!(
+            "audit database refused WAL mode (got {mode})"
+        )));
+    }
+    let synchronous = match durability {
+        Durability::Process => "NORMAL",
+        Durability::PowerLoss => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(|e| sql_err("set synchronous", &e))?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| sql_err("read schema version", &e))?;
+    if version > SCHEMA_VERSION {
+        return Err(AuditError::Store(format!(
+            "audit database schema {version} is newer than this gateway understands ({SCHEMA_VERSION})"
+        )));
+    }
+    conn.execute_batch(SCHEMA)
+        .map_err(|e| sql_err("create audit schema", &e))?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(|e| sql_err("set schema version", &e))?;
+    Ok(())
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn run<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, AuditError>,
+    ) -> Result<T, AuditError> {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => self.connect()?,
+        };
+        let out = f(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+
+    fn connect(&self) -> Result<Connection, AuditError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| sql_err("open audit read connection", &e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| sql_err("set busy timeout", &e))?;
+        Ok(conn)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+fn parse_event(json: &str) -> Result<AuditEvent, AuditError> {
+    serde_json::from_str(json)
+        .map_err(|e| AuditError::Store(format!("stored audit event is not valid: {e}")))
+}
+
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.code == ErrorCode::ConstraintViolation
+                && e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+fn sql_err(what: &str, e: &rusqlite::Error) -> AuditError {
+    AuditError::Store(format!("{what}: {e}"))
+}
+
+fn writer_gone() -> AuditError {
+    AuditError::Store("the audit writer thread has stopped".into())
+}
+
+/// The database holds user ids and client addresses: owner-only. SQLite gives its `-wal` and
+/// `-shm` files the database file's mode.
+fn restrict_permissions(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot restrict audit database permissions");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+
+    fn event(request_id: &str, timestamp: i64, action: &str) -> AuditEvent {
+        AuditEvent {
+            timestamp,
+            request_id: request_id.into(),
+            user_sub: "alice".into(),
+            feature: "support-bot".into(),
+            model: "anthropic.claude-3-haiku".into(),
+            model_alias: "fast".into(),
+            prompt_hash: "hmac-sha256:00ff".into(),
+            latency_ms: 120,
+            model_latency_ms: 100,
+            guardrail_id: "gr-1".into(),
+            guardrail_version: "1".into(),
+            guardrail_action: action.into(),
+            input_action: "NONE".into(),
+            output_action: "NONE".into(),
+            policies: vec!["pii:EMAIL".into(), "topic:Investing".into()],
+            input_tokens: 10,
+            output_tokens: 20,
+            status: 200,
+            stream: true,
+            vault_key: Some(format!("prompts/2025/01/01/00/{request_id}")),
+            source_ip: "127.0.0.1".into(),
+            user_agent: "test".into(),
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, SqliteAuditStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteAuditStore::open(&dir.path().join("nested/audit.db")).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn record_then_find_round_trips() {
+        let (dir, store) = store();
+        let e = event("req-1", 1_700_000_000_000, "INTERVENED");
+        store.record(&e).await.unwrap();
+        assert_eq!(store.find("req-1").await.unwrap(), Some(e.clone()));
+        assert_eq!(store.find("missing").await.unwrap(), None);
+        assert_eq!(store.count().await.unwrap(), 1);
+
+        // The columns are there for queries, the full line too.
+        let conn = Connection::open(dir.path().join("nested/audit.db")).unwrap();
+        let (policies, json, mode): (String, String, String) = conn
+            .query_row(
+                "SELECT policies, event_json, (SELECT journal_mode FROM pragma_journal_mode)
+                 FROM audit_events WHERE request_id = 'req-1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(policies, r#"["pii:EMAIL","topic:Investing"]"#);
+        assert_eq!(serde_json::from_str::<AuditEvent>(&json).unwrap(), e);
+        assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn reopen_keeps_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let e = event("req-1", 1_700_000_000_000, "NONE");
+        {
+            let store = SqliteAuditStore::open_with(&path, Durability::PowerLoss).unwrap();
+            store.record(&e).await.unwrap();
+        }
+        let store = SqliteAuditStore::open(&path).unwrap();
+        assert_eq!(store.find("req-1").await.unwrap(), Some(e));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_records_are_all_acknowledged_and_stored() {
+        let (_dir, store) = store();
+        let store = Arc::new(store);
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    store
+                        .record(&event(&format!("req-{i}"), 1_700_000_000_000 + i, "NONE"))
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(store.count().await.unwrap(), 200);
+        for i in 0..200 {
+            assert!(store.find(&format!("req-{i}")).await.unwrap().is_some());
+        }
+        let stats = store.writer_stats();
+        assert_eq!(stats.events, 200);
+        assert!(stats.commits <= 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_burst_costs_about_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let store = Arc::new(SqliteAuditStore::open(&path).unwrap());
+        // Another connection holds the write lock, so the whole burst queues up behind the
+        // writer's first transaction, as it would behind a slow fsync.
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    store
+                        .record(&event(&format!("req-{i}"), 1_700_000_000_000 + i, "NONE"))
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(store.writer_stats().commits, 0);
+        blocker.execute_batch("ROLLBACK").unwrap();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let stats = store.writer_stats();
+        assert_eq!(stats.events, 200);
+        assert!(stats.commits <= 3, "{stats:?}");
+        assert!(stats.largest_batch >= 100, "{stats:?}");
+        assert_eq!(store.count().await.unwrap(), 200);
+    }
+
+    #[tokio::test]
+    async fn duplicate_request_id_is_an_error_and_does_not_fail_the_batch() {
+        let (dir, store) = store();
+        store
+            .record(&event("req-1", 1_700_000_000_000, "NONE"))
+            .await
+            .unwrap();
+        let dup = store
+            .record(&event("req-1", 1_700_000_000_001, "INTERVENED"))
+            .await;
+        assert!(matches!(dup, Err(AuditError::Store(m)) if m.contains("already recorded")));
+        // The original is untouched.
+        let found = store.find("req-1").await.unwrap().unwrap();
+        assert_eq!(found.guardrail_action, "NONE");
+
+        // A duplicate in the same batch as good events fails alone: hold the write lock so
+        // the events queue up into one batch behind it.
+        let blocker = Connection::open(dir.path().join("nested/audit.db")).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let store = Arc::new(store);
+        let spawn = |id: &'static str| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.record(&event(id, 1, "NONE")).await })
+        };
+        let (a, b, c) = (spawn("req-2"), spawn("req-1"), spawn("req-3"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        blocker.execute_batch("ROLLBACK").unwrap();
+        assert!(a.await.unwrap().is_ok());
+        assert!(b.await.unwrap().is_err());
+        assert!(c.await.unwrap().is_ok());
+        assert_eq!(store.count().await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn requests_per_minute_buckets() {
+        let (_dir, store) = store();
+        let base = 1_700_000_040_000; // a whole minute
+        assert_eq!(base % 60_000, 0);
+        let at = [
+            (base, "NONE"),
+            (base + 59_999, "INTERVENED"),
+            (base + 60_000, "NONE"),
+            (base + 180_500, "INTERVENED"),
+            (base + 180_600, "INTERVENED"),
+            (base + 240_000, "NONE"), // outside [since, until)
+            (base - 1, "NONE"),       // outside
+        ];
+        for (i, (t, action)) in at.iter().enumerate() {
+            store
+                .record(&event(&format!("req-{i}"), *t, action))
+                .await
+                .unwrap();
+        }
+        let got = store
+            .requests_per_minute(base, base + 240_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                MinuteCount {
+                    minute: base,
+                    requests: 2,
+                    interventions: 1
+                },
+                MinuteCount {
+                    minute: base + 60_000,
+                    requests: 1,
+                    interventions: 0
+                },
+                MinuteCount {
+                    minute: base + 180_000,
+                    requests: 2,
+                    interventions: 2
+                },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn access_events_come_back_oldest_first() {
+        let (_dir, store) = store();
+        let access = |t: i64, actor: &str| AccessEvent {
+            timestamp: t,
+            actor: actor.into(),
+            request_id: "req-1".into(),
+            vault_key: "prompts/2025/01/01/00/req-1".into(),
+            reason: "incident 42".into(),
+            origin: "console".into(),
+        };
+        store.record_access(&access(30, "carol")).await.unwrap();
+        store.record_access(&access(10, "alice")).await.unwrap();
+        store.record_access(&access(20, "bob")).await.unwrap();
+        store.record_access(&access(20, "dave")).await.unwrap();
+        let mut other = access(5, "eve");
+        other.request_id = "req-2".into();
+        store.record_access(&other).await.unwrap();
+
+        let got = store.accesses("req-1").await.unwrap();
+        let actors: Vec<_> = got.iter().map(|a| a.actor.as_str()).collect();
+        assert_eq!(actors, ["alice", "bob", "dave", "carol"]);
+        assert_eq!(got[0], access(10, "alice"));
+        assert!(store.accesses("req-9").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn recent_is_newest_first() {
+        let (_dir, store) = store();
+        for (i, t) in [300, 100, 200].iter().enumerate() {
+            store
+                .record(&event(&format!("req-{i}"), *t, "NONE"))
+                .await
+                .unwrap();
+        }
+        let got: Vec<_> = store
+            .recent(2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.timestamp)
+            .collect();
+        assert_eq!(got, [300, 200]);
+    }
+
+    #[tokio::test]
+    async fn a_dead_writer_is_an_error_not_a_hang() {
+        let (_dir, store) = store();
+        // Replace the writer with one whose thread has exited.
+        let (jobs, queue) = mpsc::channel::<Job>();
+        drop(queue);
+        let store = SqliteAuditStore { jobs, ..store };
+        let res = tokio::time::timeout(
+            Duration::from_secs(5),
+            store.record(&event("req-1", 1, "NONE")),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(res, Err(AuditError::Store(m)) if m.contains("stopped")));
+
+        // A writer that takes the job and dies without answering.
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let dying = std::thread::spawn(move || {
+            let _job = queue.recv();
+        });
+        let store = SqliteAuditStore { jobs, ..store };
+        let res = tokio::time::timeout(
+            Duration::from_secs(5),
+            store.record_access(&AccessEvent {
+                timestamp: 1,
+                actor: "a".into(),
+                request_id: "r".into(),
+                vault_key: "k".into(),
+                reason: "x".into(),
+                origin: "cli".into(),
+            }),
+        )
+        .await
+        .unwrap();
+        assert!(res.is_err());
+        dying.join().unwrap();
     }
 }

@@ -1,11 +1,20 @@
-//! Verification keys: where they come from ([`KeySource`]) and the cache in front of them
-//! ([`KeyCache`]), which refreshes at most once per `min_refresh_interval` when a token names an
-//! unknown `kid`.
+//! Verification keys: where they come from ([`KeySource`]: the embedded issuer in-process, or a
+//! JWKS URL via [`HttpJwks`]) and the cache in front of them ([`KeyCache`]), which turns a JWKS
+//! into `kid → (key, algorithm)` and refreshes at most once per `min_refresh_interval` when a
+//! token names an unknown `kid`.
+//!
+//! Only RSA keys (→ RS256) and P-256 EC keys (→ ES256) are ever loaded; every other key in a
+//! JWKS (symmetric `oct`, OKP, other curves, `use: enc`, a conflicting `alg`, no `kid`) is
+//! skipped, so a token can never be checked with an algorithm its key was not made for.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use tokio::sync::{Mutex, RwLock};
 
 use super::AuthError;
 
@@ -18,37 +27,451 @@ pub trait KeySource: Send + Sync {
     async fn fetch(&self) -> Result<JwkSet, AuthError>;
 }
 
-/// Fetches a JWKS document over HTTP(S), bounded in size and time.
+/// How long one JWKS fetch may take, connection included.
+pub const HTTP_JWKS_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest JWKS response body accepted.
+pub const HTTP_JWKS_MAX_BYTES: usize = 256 * 1024;
+
+/// Fetches a JWKS document over HTTP(S), bounded in size ([`HTTP_JWKS_MAX_BYTES`]) and time
+/// ([`HTTP_JWKS_TIMEOUT`]). Redirects are not followed: configure the final URL.
 pub struct HttpJwks {
     pub url: String,
+}
+
+impl HttpJwks {
+    pub fn new(url: impl Into<String>) -> HttpJwks {
+        HttpJwks { url: url.into() }
+    }
+
+    async fn fetch_body(&self) -> Result<Vec<u8>, JwksFetchError> {
+        let client = reqwest::Client::builder()
+            .timeout(HTTP_JWKS_TIMEOUT)
+            .connect_timeout(HTTP_JWKS_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(JwksFetchError::Http)?;
+        let mut response = client
+            .get(&self.url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(JwksFetchError::Http)?;
+        if !response.status().is_success() {
+            return Err(JwksFetchError::Status(response.status().as_u16()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len > HTTP_JWKS_MAX_BYTES as u64)
+        {
+            return Err(JwksFetchError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(JwksFetchError::Http)? {
+            if body.len() + chunk.len() > HTTP_JWKS_MAX_BYTES {
+                return Err(JwksFetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// Why an HTTP JWKS fetch failed; logged, then reported as [`AuthError::KeysUnavailable`].
+#[derive(Debug, thiserror::Error)]
+enum JwksFetchError {
+    #[error("request failed: {0}")]
+    Http(reqwest::Error),
+    #[error("unexpected status {0}")]
+    Status(u16),
+    #[error("response larger than {HTTP_JWKS_MAX_BYTES} bytes")]
+    TooLarge,
+    #[error("response is not a JWKS document: {0}")]
+    NotJwks(serde_json::Error),
 }
 
 #[async_trait]
 impl KeySource for HttpJwks {
     async fn fetch(&self) -> Result<JwkSet, AuthError> {
-        todo!("auth helper")
+        let parsed = match self.fetch_body().await {
+            Ok(body) => serde_json::from_slice::<JwkSet>(&body).map_err(JwksFetchError::NotJwks),
+            Err(e) => Err(e),
+        };
+        parsed.map_err(|error| {
+            tracing::warn!(url = %self.url, %error, "JWKS fetch failed");
+            AuthError::KeysUnavailable
+        })
     }
 }
 
+/// The usable keys of one JWKS, by `kid`.
+type KeyMap = HashMap<String, (DecodingKey, Algorithm)>;
+
 /// Caches the keys of one [`KeySource`]; refreshes on unknown `kid`, rate-limited.
+///
+/// The first lookup fetches. A lookup for an unknown `kid` triggers a refresh unless one was
+/// attempted less than `min_refresh_interval` ago; one refresh runs at a time and concurrent
+/// callers wait for it rather than fetching again. A failed refresh keeps the cached keys.
 pub struct KeyCache {
-    _source: Arc<dyn KeySource>,
-    _min_refresh_interval: Duration,
+    source: Arc<dyn KeySource>,
+    min_refresh_interval: Duration,
+    /// The keys of the last successful fetch; `None` until one succeeds.
+    keys: RwLock<Option<Arc<KeyMap>>>,
+    /// When a fetch was last attempted. Held for the whole refresh, so it also serialises them.
+    last_attempt: Mutex<Option<Instant>>,
 }
 
 impl KeyCache {
     pub fn new(source: Arc<dyn KeySource>, min_refresh_interval: Duration) -> KeyCache {
         KeyCache {
-            _source: source,
-            _min_refresh_interval: min_refresh_interval,
+            source,
+            min_refresh_interval,
+            keys: RwLock::new(None),
+            last_attempt: Mutex::new(None),
         }
     }
 
     /// The decoding key and algorithm for `kid`, refreshing once (rate-limited) if unknown.
-    pub async fn key_for(
-        &self,
-        _kid: &str,
-    ) -> Result<(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm), AuthError> {
-        todo!("auth helper")
+    pub async fn key_for(&self, kid: &str) -> Result<(DecodingKey, Algorithm), AuthError> {
+        if let Some(Some(found)) = self.lookup(kid).await {
+            return Ok(found);
+        }
+        self.refresh_if_due().await;
+        match self.lookup(kid).await {
+            Some(Some(found)) => Ok(found),
+            Some(None) => Err(AuthError::Rejected("unknown kid")),
+            None => Err(AuthError::KeysUnavailable),
+        }
+    }
+
+    /// `None` while no fetch has ever succeeded, else whether `kid` is among the cached keys.
+    async fn lookup(&self, kid: &str) -> Option<Option<(DecodingKey, Algorithm)>> {
+        let keys = self.keys.read().await;
+        keys.as_ref().map(|map| map.get(kid).cloned())
+    }
+
+    /// Fetch and replace the keys unless a fetch was attempted within `min_refresh_interval`.
+    /// Callers arriving while a refresh runs wait for it, then find it recent and return.
+    async fn refresh_if_due(&self) {
+        let mut last_attempt = self.last_attempt.lock().await;
+        if last_attempt.is_some_and(|at| at.elapsed() < self.min_refresh_interval) {
+            return;
+        }
+        *last_attempt = Some(Instant::now());
+        match self.source.fetch().await {
+            Ok(set) => {
+                let map = usable_keys(&set);
+                if map.is_empty() {
+                    tracing::warn!("JWKS has no usable RS256/ES256 keys; keeping cached keys");
+                } else {
+                    *self.keys.write().await = Some(Arc::new(map));
+                }
+            }
+            Err(_) => tracing::warn!("JWKS refresh failed; keeping cached keys"),
+        }
+    }
+}
+
+/// Every key of `set` the verifier may use, with the one algorithm it may be used with.
+fn usable_keys(set: &JwkSet) -> KeyMap {
+    let mut map = KeyMap::new();
+    for jwk in &set.keys {
+        let Some(kid) = jwk.common.key_id.as_deref() else {
+            continue;
+        };
+        match key_and_alg(jwk) {
+            Some(entry) => {
+                map.entry(kid.to_string()).or_insert(entry);
+            }
+            None => tracing::debug!(kid, "skipping JWKS key not usable for RS256/ES256"),
+        }
+    }
+    map
+}
+
+/// The decoding key and its single allowed algorithm: RSA → RS256, EC P-256 → ES256. `None`
+/// for any other key type, a non-signature key, or a declared `alg` that disagrees.
+pub(crate) fn key_and_alg(jwk: &Jwk) -> Option<(DecodingKey, Algorithm)> {
+    if jwk
+        .common
+        .public_key_use
+        .as_ref()
+        .is_some_and(|u| *u != PublicKeyUse::Signature)
+    {
+        return None;
+    }
+    let (alg, declared_ok) = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => (
+            Algorithm::RS256,
+            matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::RS256)),
+        ),
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => (
+            Algorithm::ES256,
+            matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::ES256)),
+        ),
+        _ => return None,
+    };
+    if !declared_ok {
+        return None;
+    }
+    DecodingKey::from_jwk(jwk).ok().map(|key| (key, alg))
+}
+
+#[cfg(test)]
+#[expect(clippy::expect_used, reason = "a failed expectation is a failed test")]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    fn ec_jwk(kid: &str) -> serde_json::Value {
+        // A valid P-256 point is not needed for key selection; decoding only base64-decodes.
+        json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
+               "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+               "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"})
+    }
+
+    fn set(keys: Vec<serde_json::Value>) -> JwkSet {
+        serde_json::from_value(json!({ "keys": keys })).expect("jwks")
+    }
+
+    /// A [`KeySource`] that counts fetches and serves whatever set it holds (or fails).
+    struct Counting {
+        fetches: AtomicUsize,
+        set: std::sync::Mutex<Option<JwkSet>>,
+        delay: Duration,
+    }
+
+    impl Counting {
+        fn new(set: Option<JwkSet>) -> Arc<Counting> {
+            Arc::new(Counting {
+                fetches: AtomicUsize::new(0),
+                set: std::sync::Mutex::new(set),
+                delay: Duration::ZERO,
+            })
+        }
+        fn fetches(&self) -> usize {
+            self.fetches.load(Ordering::SeqCst)
+        }
+        fn serve(&self, set: Option<JwkSet>) {
+            *self.set.lock().unwrap_or_else(|e| e.into_inner()) = set;
+        }
+    }
+
+    #[async_trait]
+    impl KeySource for Counting {
+        async fn fetch(&self) -> Result<JwkSet, AuthError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            let set = self.set.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            set.ok_or(AuthError::KeysUnavailable)
+        }
+    }
+
+    #[tokio::test]
+    async fn first_use_fetches_and_known_kid_is_served_from_cache() {
+        let source = Counting::new(Some(set(vec![ec_jwk("a")])));
+        let cache = KeyCache::new(source.clone(), Duration::from_secs(60));
+        let (_, alg) = cache.key_for("a").await.expect("lookup");
+        assert_eq!(alg, Algorithm::ES256);
+        cache.key_for("a").await.expect("lookup");
+        assert_eq!(source.fetches(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_kid_refreshes_once_per_interval() {
+        let source = Counting::new(Some(set(vec![ec_jwk("a")])));
+        let cache = KeyCache::new(source.clone(), Duration::from_millis(300));
+        cache.key_for("a").await.expect("lookup");
+        assert_eq!(source.fetches(), 1);
+
+        // The first fetch was just now, so an unknown kid inside the interval fetches nothing.
+        assert_eq!(
+            cache.key_for("b").await.err(),
+            Some(AuthError::Rejected("unknown kid"))
+        );
+        assert_eq!(source.fetches(), 1);
+
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(
+            cache.key_for("b").await.err(),
+            Some(AuthError::Rejected("unknown kid"))
+        );
+        assert_eq!(
+            source.fetches(),
+            2,
+            "exactly one refresh after the interval"
+        );
+        assert_eq!(
+            cache.key_for("c").await.err(),
+            Some(AuthError::Rejected("unknown kid"))
+        );
+        assert_eq!(
+            source.fetches(),
+            2,
+            "a second unknown kid inside the interval"
+        );
+    }
+
+    #[tokio::test]
+    async fn rotated_key_becomes_usable_after_refresh() {
+        let source = Counting::new(Some(set(vec![ec_jwk("old")])));
+        let cache = KeyCache::new(source.clone(), Duration::ZERO);
+        cache.key_for("old").await.expect("lookup");
+        source.serve(Some(set(vec![ec_jwk("new")])));
+        cache.key_for("new").await.expect("lookup");
+        assert_eq!(source.fetches(), 2);
+        // The old key is gone from the new set.
+        assert_eq!(
+            cache.key_for("old").await.err(),
+            Some(AuthError::Rejected("unknown kid"))
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_refresh_keeps_serving_cached_keys() {
+        let source = Counting::new(Some(set(vec![ec_jwk("a")])));
+        let cache = KeyCache::new(source.clone(), Duration::ZERO);
+        cache.key_for("a").await.expect("lookup");
+        source.serve(None);
+        assert_eq!(
+            cache.key_for("b").await.err(),
+            Some(AuthError::Rejected("unknown kid"))
+        );
+        assert_eq!(source.fetches(), 2);
+        cache.key_for("a").await.expect("lookup");
+    }
+
+    #[tokio::test]
+    async fn no_keys_ever_is_keys_unavailable() {
+        let source = Counting::new(None);
+        let cache = KeyCache::new(source.clone(), Duration::from_secs(60));
+        assert_eq!(
+            cache.key_for("a").await.err(),
+            Some(AuthError::KeysUnavailable)
+        );
+        assert_eq!(
+            cache.key_for("a").await.err(),
+            Some(AuthError::KeysUnavailable)
+        );
+        assert_eq!(
+            source.fetches(),
+            1,
+            "rate limit holds while nothing is cached"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_unknown_kids_share_one_refresh() {
+        let source = Arc::new(Counting {
+            fetches: AtomicUsize::new(0),
+            set: std::sync::Mutex::new(Some(set(vec![ec_jwk("a")]))),
+            delay: Duration::from_millis(100),
+        });
+        let cache = Arc::new(KeyCache::new(source.clone(), Duration::from_secs(60)));
+        let lookups: Vec<_> = (0..16)
+            .map(|i| {
+                let cache = cache.clone();
+                let kid = if i % 2 == 0 { "a" } else { "zzz" };
+                tokio::spawn(async move { cache.key_for(kid).await.map(|_| ()) })
+            })
+            .collect();
+        for (i, lookup) in lookups.into_iter().enumerate() {
+            let result = lookup.await.expect("join");
+            if i % 2 == 0 {
+                assert_eq!(result, Ok(()));
+            } else {
+                assert_eq!(result, Err(AuthError::Rejected("unknown kid")));
+            }
+        }
+        assert_eq!(source.fetches(), 1);
+    }
+
+    #[test]
+    fn only_rs256_and_es256_signature_keys_are_usable() {
+        let rsa = json!({"kty": "RSA", "kid": "r", "n": "sXch", "e": "AQAB"});
+        let mut rsa_wrong_alg = rsa.clone();
+        rsa_wrong_alg["alg"] = json!("RS512");
+        let mut ec_enc = ec_jwk("e");
+        ec_enc["use"] = json!("enc");
+        let mut ec_rs = ec_jwk("x");
+        ec_rs["alg"] = json!("RS256");
+        let oct = json!({"kty": "oct", "kid": "h", "k": "c2VjcmV0", "alg": "HS256"});
+        let p384 = json!({"kty": "EC", "crv": "P-384", "kid": "p",
+            "x": "AAAA", "y": "AAAA"});
+        let okp = json!({"kty": "OKP", "crv": "Ed25519", "kid": "o", "x": "AAAA"});
+
+        let usable = |v: serde_json::Value| {
+            let jwk: Jwk = serde_json::from_value(v).expect("jwk");
+            key_and_alg(&jwk).map(|(_, alg)| alg)
+        };
+        assert_eq!(usable(rsa), Some(Algorithm::RS256));
+        assert_eq!(usable(ec_jwk("a")), Some(Algorithm::ES256));
+        assert_eq!(usable(rsa_wrong_alg), None);
+        assert_eq!(usable(ec_enc), None);
+        assert_eq!(usable(ec_rs), None);
+        assert_eq!(usable(oct), None);
+        assert_eq!(usable(p384), None);
+        assert_eq!(usable(okp), None);
+    }
+
+    /// Serve one canned HTTP response on a port-0 socket; returns the URL.
+    async fn serve_once(status: &str, body: Vec<u8>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        tokio::spawn(async move {
+            if let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&body).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        format!("http://{addr}/.well-known/jwks.json")
+    }
+
+    #[tokio::test]
+    async fn http_jwks_fetches_a_document() {
+        let body = serde_json::to_vec(&json!({ "keys": [ec_jwk("a")] })).expect("json");
+        let url = serve_once("200 OK", body).await;
+        let set = HttpJwks::new(url).fetch().await.expect("fetch");
+        assert_eq!(set.keys.len(), 1);
+        assert_eq!(set.keys[0].common.key_id.as_deref(), Some("a"));
+    }
+
+    #[tokio::test]
+    async fn http_jwks_refuses_oversized_non_jwks_and_error_responses() {
+        let huge = vec![b' '; HTTP_JWKS_MAX_BYTES + 1];
+        let cases = [
+            ("200 OK", huge),
+            ("200 OK", b"<html>not json</html>".to_vec()),
+            ("200 OK", br#"{"not":"a jwks"}"#.to_vec()),
+            ("500 Internal Server Error", br#"{"keys":[]}"#.to_vec()),
+        ];
+        for (status, body) in cases {
+            let url = serve_once(status, body).await;
+            assert_eq!(
+                HttpJwks::new(url).fetch().await.err(),
+                Some(AuthError::KeysUnavailable)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn http_jwks_unreachable_is_keys_unavailable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let source = HttpJwks::new(format!("http://{addr}/jwks"));
+        assert_eq!(source.fetch().await.err(), Some(AuthError::KeysUnavailable));
     }
 }

@@ -1,10 +1,27 @@
-//! Token verification: signature (RS256/ES256 only), `exp`/`nbf` with leeway, `iss`, audience
-//! (`aud` for ID tokens, `client_id` for access tokens) and `token_use`.
+//! Token verification: signature (RS256/ES256 only, the algorithm fixed by the key's type),
+//! `exp`/`nbf` with leeway, `iss`, the client (`aud` for ID tokens, `client_id` for access
+//! tokens, or a configured claim) and `token_use`, producing a [`Caller`].
+//!
+//! Rejection reasons are static strings for the internal log; nothing from the token is ever
+//! put in them.
 
 use std::collections::BTreeSet;
 
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde_json::{Map, Value};
+
 use super::jwks::KeyCache;
 use super::{AuthError, Caller};
+
+/// Tokens longer than this are refused before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The longest `sub` accepted (it is written on every log line).
+pub const MAX_SUB_BYTES: usize = 256;
+/// Leeway is clamped to this, so a mistyped setting cannot make every token valid forever.
+const MAX_LEEWAY_SECS: u64 = 24 * 60 * 60;
+
+type Claims = Map<String, Value>;
 
 /// Which Cognito token kinds the gateway accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -27,21 +44,557 @@ pub struct Expectations {
     pub client_claim: Option<String>,
 }
 
+/// The kind a verified token turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Access,
+    Id,
+}
+
 pub struct Verifier {
-    _keys: KeyCache,
-    _expect: Expectations,
+    keys: KeyCache,
+    expect: Expectations,
 }
 
 impl Verifier {
     pub fn new(keys: KeyCache, expect: Expectations) -> Verifier {
-        Verifier {
-            _keys: keys,
-            _expect: expect,
-        }
+        Verifier { keys, expect }
     }
 
     /// Verify a compact JWS and return the caller, or why it was refused.
-    pub async fn verify(&self, _token: &str) -> Result<Caller, AuthError> {
-        todo!("auth helper")
+    pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Rejected("token too large"));
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::Rejected("malformed or unsupported header"))?;
+        let kid = check_header(&header)?;
+        let (key, key_alg) = self.keys.key_for(kid).await?;
+        if header.alg != key_alg {
+            return Err(AuthError::Rejected("algorithm does not match key"));
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &self.validation(key_alg))
+            .map_err(|e| AuthError::Rejected(reason(e.kind())))?
+            .claims;
+        self.check_claims(&claims)
+    }
+
+    /// Signature with exactly `alg`; `exp`, `iss` and `sub` required; `exp` and `nbf` checked
+    /// with leeway; `iss` matched. Audience is checked by [`Verifier::client`], per token kind.
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut v = Validation::new(alg);
+        v.leeway = self.expect.leeway_secs.min(MAX_LEEWAY_SECS);
+        v.validate_exp = true;
+        v.validate_nbf = true;
+        v.validate_aud = false;
+        v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        v.set_issuer(&[&self.expect.issuer]);
+        v
+    }
+
+    fn check_claims(&self, claims: &Claims) -> Result<Caller, AuthError> {
+        if str_claim(claims, "iss") != Some(self.expect.issuer.as_str()) {
+            return Err(AuthError::Rejected("wrong issuer"));
+        }
+        let sub = match str_claim(claims, "sub") {
+            Some(sub) if !sub.is_empty() && sub.len() <= MAX_SUB_BYTES => sub,
+            _ => return Err(AuthError::Rejected("missing, empty or oversized sub")),
+        };
+        let kind = token_kind(self.expect.token_use, str_claim(claims, "token_use"))?;
+        let client_id = self.client(claims, kind)?;
+        Ok(Caller {
+            sub: sub.to_string(),
+            client_id: client_id.to_string(),
+        })
+    }
+
+    /// The app client the token was issued to, which must be one the gateway serves.
+    fn client<'c>(&self, claims: &'c Claims, kind: Kind) -> Result<&'c str, AuthError> {
+        let served = |c: &&str| self.expect.clients.contains(*c);
+        let client = match (&self.expect.client_claim, kind) {
+            (Some(name), _) => str_claim(claims, name).filter(served),
+            (None, Kind::Access) => str_claim(claims, "client_id").filter(served),
+            (None, Kind::Id) => audiences(claims)?.into_iter().find(served),
+        };
+        client.ok_or(AuthError::Rejected("client not allowed"))
+    }
+}
+
+/// Only RS256/ES256, no critical extensions, and a `kid` to choose the key by.
+fn check_header(header: &Header) -> Result<&str, AuthError> {
+    if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+        return Err(AuthError::Rejected("algorithm not allowed"));
+    }
+    if header.crit.is_some() {
+        return Err(AuthError::Rejected(
+            "critical header extensions not supported",
+        ));
+    }
+    match header.kid.as_deref() {
+        Some(kid) if !kid.is_empty() => Ok(kid),
+        _ => Err(AuthError::Rejected("missing kid")),
+    }
+}
+
+/// Which rule applies to the token, given what the gateway accepts and the token's `token_use`.
+fn token_kind(accepted: TokenUse, token_use: Option<&str>) -> Result<Kind, AuthError> {
+    match (accepted, token_use) {
+        (TokenUse::Access | TokenUse::Any, Some("access")) => Ok(Kind::Access),
+        (TokenUse::Id | TokenUse::Any, Some("id")) => Ok(Kind::Id),
+        _ => Err(AuthError::Rejected("token_use mismatch")),
+    }
+}
+
+/// The `aud` claim as a list: a string or an array of strings.
+fn audiences(claims: &Claims) -> Result<Vec<&str>, AuthError> {
+    const MALFORMED: AuthError = AuthError::Rejected("malformed aud");
+    match claims.get("aud") {
+        Some(Value::String(aud)) => Ok(vec![aud.as_str()]),
+        Some(Value::Array(auds)) => auds.iter().map(|a| a.as_str().ok_or(MALFORMED)).collect(),
+        Some(_) => Err(MALFORMED),
+        None => Err(AuthError::Rejected("missing aud")),
+    }
+}
+
+fn str_claim<'c>(claims: &'c Claims, name: &str) -> Option<&'c str> {
+    claims.get(name).and_then(Value::as_str)
+}
+
+/// A log-safe reason for a `jsonwebtoken` failure.
+fn reason(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidSignature => "bad signature",
+        ErrorKind::ExpiredSignature => "expired",
+        ErrorKind::ImmatureSignature => "not yet valid",
+        ErrorKind::InvalidIssuer => "wrong issuer",
+        ErrorKind::MissingRequiredClaim(_) => "missing required claim",
+        ErrorKind::InvalidClaimFormat(_) => "malformed claim",
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => "algorithm not allowed",
+        ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => "malformed token",
+        _ => "invalid token",
+    }
+}
+
+#[cfg(test)]
+#[expect(clippy::expect_used, reason = "a failed expectation is a failed test")]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use async_trait::async_trait;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RSA_PKCS1_SHA256,
+        RsaPublicKeyComponents,
+    };
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+
+    use super::*;
+    use crate::auth::issuer::{LocalIssuer, MintRequest};
+    use crate::auth::jwks::{JwkSet, KeySource};
+
+    const ISS: &str = "https://cognito-idp.eu-west-1.amazonaws.com/pool";
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn b64_json(v: &Value) -> String {
+        b64(&serde_json::to_vec(v).expect("json"))
+    }
+
+    fn expectations(token_use: TokenUse) -> Expectations {
+        Expectations {
+            issuer: ISS.to_string(),
+            clients: ["app-1", "app-2"].map(String::from).into(),
+            token_use,
+            leeway_secs: 60,
+            client_claim: None,
+        }
+    }
+
+    /// Serves a fixed JWKS and counts fetches.
+    struct Fixed {
+        set: JwkSet,
+        fetches: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl KeySource for Fixed {
+        async fn fetch(&self) -> Result<JwkSet, AuthError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            Ok(self.set.clone())
+        }
+    }
+
+    /// Signs hand-built tokens with an ES256 key (kid "ec") and an RS256 key (kid "rsa").
+    struct Keys {
+        ec: EcdsaKeyPair,
+        rsa: aws_lc_rs::rsa::KeyPair,
+        source: Arc<Fixed>,
+    }
+
+    impl Keys {
+        fn new() -> Keys {
+            let rng = SystemRandom::new();
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .expect("ec keygen");
+            let ec = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+                .expect("ec key");
+            let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .expect("rsa keygen");
+            let point = ec.public_key().as_ref();
+            let rsa_pub = RsaPublicKeyComponents::<Vec<u8>>::from(rsa.public_key());
+            let set = serde_json::from_value(json!({ "keys": [
+                {"kty": "EC", "crv": "P-256", "kid": "ec", "alg": "ES256", "use": "sig",
+                 "x": b64(&point[1..33]), "y": b64(&point[33..])},
+                {"kty": "RSA", "kid": "rsa", "alg": "RS256", "use": "sig",
+                 "n": b64(&rsa_pub.n), "e": b64(&rsa_pub.e)},
+            ]}))
+            .expect("jwks");
+            let source = Arc::new(Fixed {
+                set,
+                fetches: AtomicUsize::new(0),
+            });
+            Keys { ec, rsa, source }
+        }
+
+        fn verifier(&self, expect: Expectations) -> Verifier {
+            Verifier::new(
+                KeyCache::new(self.source.clone(), Duration::from_secs(60)),
+                expect,
+            )
+        }
+
+        fn es256(&self, claims: &Value) -> String {
+            let header = json!({"alg": "ES256", "kid": "ec", "typ": "JWT"});
+            self.sign_es256(&header, claims)
+        }
+
+        fn sign_es256(&self, header: &Value, claims: &Value) -> String {
+            let input = format!("{}.{}", b64_json(header), b64_json(claims));
+            let sig = self
+                .ec
+                .sign(&SystemRandom::new(), input.as_bytes())
+                .expect("sign");
+            format!("{input}.{}", b64(sig.as_ref()))
+        }
+
+        fn rs256(&self, claims: &Value) -> String {
+            let header = json!({"alg": "RS256", "kid": "rsa", "typ": "JWT"});
+            let input = format!("{}.{}", b64_json(&header), b64_json(claims));
+            let mut sig = vec![0; self.rsa.public_modulus_len()];
+            self.rsa
+                .sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    input.as_bytes(),
+                    &mut sig,
+                )
+                .expect("sign");
+            format!("{input}.{}", b64(&sig))
+        }
+    }
+
+    fn access_claims() -> Value {
+        json!({"iss": ISS, "sub": "user-1", "client_id": "app-1", "token_use": "access",
+               "iat": now(), "exp": now() + 600})
+    }
+
+    fn id_claims(aud: Value) -> Value {
+        json!({"iss": ISS, "sub": "user-1", "aud": aud, "token_use": "id",
+               "iat": now(), "exp": now() + 600})
+    }
+
+    fn with(mut claims: Value, name: &str, value: Value) -> Value {
+        claims[name] = value;
+        claims
+    }
+
+    fn without(mut claims: Value, name: &str) -> Value {
+        if let Some(map) = claims.as_object_mut() {
+            map.remove(name);
+        }
+        claims
+    }
+
+    fn caller(sub: &str, client_id: &str) -> Caller {
+        Caller {
+            sub: sub.into(),
+            client_id: client_id.into(),
+        }
+    }
+
+    fn rejected(reason: &'static str) -> Result<Caller, AuthError> {
+        Err(AuthError::Rejected(reason))
+    }
+
+    #[tokio::test]
+    async fn local_issuer_token_verifies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let issuer = Arc::new(LocalIssuer::load_or_create(dir.path(), ISS).expect("issuer"));
+        let token = issuer
+            .mint(&MintRequest {
+                sub: "alice".into(),
+                client_id: "app-2".into(),
+                ttl_secs: 300,
+            })
+            .expect("mint");
+        let verifier = Verifier::new(
+            KeyCache::new(issuer, Duration::from_secs(60)),
+            expectations(TokenUse::Access),
+        );
+        assert_eq!(verifier.verify(&token).await, Ok(caller("alice", "app-2")));
+    }
+
+    #[tokio::test]
+    async fn rs256_token_verifies_against_rsa_jwk() {
+        let keys = Keys::new();
+        let v = keys.verifier(expectations(TokenUse::Access));
+        let token = keys.rs256(&access_claims());
+        assert_eq!(v.verify(&token).await, Ok(caller("user-1", "app-1")));
+    }
+
+    #[tokio::test]
+    async fn expiry_is_checked_with_leeway() {
+        let keys = Keys::new();
+        let v = keys.verifier(expectations(TokenUse::Access));
+        let within = keys.es256(&with(access_claims(), "exp", json!(now() - 30)));
+        assert!(v.verify(&within).await.is_ok());
+        let beyond = keys.es256(&with(access_claims(), "exp", json!(now() - 120)));
+        assert_eq!(v.verify(&beyond).await, rejected("expired"));
+        let missing = keys.es256(&without(access_claims(), "exp"));
+        assert_eq!(v.verify(&missing).await, rejected("missing required claim"));
+    }
+
+    #[tokio::test]
+    async fn not_before_is_checked_with_leeway() {
+        let keys = Keys::new();
+        let v = keys.verifier(expectations(TokenUse::Access));
+        let future = keys.es256(&with(access_claims(), "nbf", json!(now() + 600)));
+        assert_eq!(v.verify(&future).await, rejected("not yet valid"));
+        let within = keys.es256(&with(access_claims(), "nbf", json!(now() + 30)));
+        assert!(v.verify(&within).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn issuer_must_match_exactly() {
+        let keys = Keys::new();
+        let v = keys.verifier(expectations(TokenUse::Access));
+        for iss in [
+            json!("https://evil"),
+            json!(format!("{ISS}/")),
+            json!([ISS]),
+        ] {
+            let token = keys.es256(&with(access_claims(), "iss", iss));
+            assert!(matches!(
+                v.verify(&token).await,
+                Err(AuthError::Rejected(_))
+            ));
+        }
+        let missing = keys.es256(&without(access_claims(), "iss"));
+        assert_eq!(v.verify(&missing).await, rejected("missing required claim"));
+    }
+
+    #[tokio::test]
+    async fn client_must_be_served() {
+        let keys = Keys::new();
+        let v = keys.verifier(expectations(TokenUse::Access));
+        let other = keys.es256(&with(access_claims(), "client_id", json!("app-9")));
+        assert_eq!(v.verify(&other).await, rejected("client not allowed"));
+        let missing = keys.es256(&without(access_claims(), "client_id"));
+        assert_eq!(v.verify(&missing).await, rejected("client not allowed"));
+        // An access token's `aud` does not stand in for `client_id`.
+        let aud_only = keys.es256(&with(
+            without(access_claims(), "client_id"),
+            "aud",
+            json!("app-1"),
+        ));
+        assert_eq!(v.verify(&aud_only).await, rejected("client not allowed"));
+    }
+
+    #[tokio::test]
+    async fn id_token_client_is_aud_string_or_array() {
+        let keys = Keys::new();
+        let v = keys.verifier(expectations(TokenUse::Id));
+        let single = keys.es256(&id_claims(json!("app-2")));
+        assert_eq!(v.verify(&single).await, Ok(caller("user-1", "app-2")));
+        let array = keys.es256(&id_claims(json!(["other", "app-1"])));
+        assert_eq!(v.verify(&array).await, Ok(caller("user-1", "app-1")));
+        let none_served = keys.es256(&id_claims(json!(["other", "more"])));
+        assert_eq!(v.verify(&none_served).await, rejected("client not allowed"));
+        let malformed = keys.es256(&id_claims(json!(["app-1", 7])));
+        assert_eq!(v.verify(&malformed).await, rejected("malformed aud"));
+        let missing = keys.es256(&without(id_claims(json!("app-1")), "aud"));
+        assert_eq!(v.verify(&missing).await, rejected("missing aud"));
+    }
+
+    #[tokio::test]
+    async fn token_use_must_match() {
+        let keys = Keys::new();
+        let access = keys.es256(&access_claims());
+        let id = keys.es256(&id_claims(json!("app-2")));
+        let mismatch = rejected("token_use mismatch");
+
+        let access_only = keys.verifier(expectations(TokenUse::Access));
+        assert_eq!(access_only.verify(&id).await, mismatch);
+        let id_only = keys.verifier(expectations(TokenUse::Id));
+        assert_eq!(id_only.verify(&access).await, mismatch);
+
+        let any = keys.verifier(expectations(TokenUse::Any));
+        assert_eq!(any.verify(&access).await, Ok(caller("user-1", "app-1")));
+        assert_eq!(any.verify(&id).await, Ok(caller("user-1", "app-2")));
+        for token_use in [json!("refresh"), json!(null), json!(["access"])] {
+            let odd = keys.es256(&with(access_claims(), "token_use", token_use));
+            assert_eq!(any.verify(&odd).await, mismatch);
+        }
+        let missing = keys.es256(&without(access_claims(), "token_use"));
+        assert_eq!(any.verify(&missing).await, mismatch);
+    }
+
+    #[tokio::test]
+    async fn configured_client_claim_names_the_client() {
+        let keys = Keys::new();
+        let mut expect = expectations(TokenUse::Access);
+        expect.client_claim = Some("custom:feature_client".into());
+        let v = keys.verifier(expect);
+        let claims = with(access_claims(), "custom:feature_client", json!("app-2"));
+        let token = keys.es256(&with(claims, "client_id", json!("not-served")));
+        assert_eq!(v.verify(&token).await, Ok(caller("user-1", "app-2")));
+        let missing = keys.es256(&access_claims());
+        assert_eq!(v.verify(&missing).await, rejected("client not allowed"));
+    }
+
+    #[tokio::test]
+    async fn sub_is_required_non_empty_and_bounded() {
+        let keys = Keys::new();
+        let v = keys.verifier(expectations(TokenUse::Access));
+        let bad_sub = rejected("missing, empty or oversized sub");
+        let empty = keys.es256(&with(access_claims(), "sub", json!("")));
+        assert_eq!(v.verify(&empty).await, bad_sub);
+        let long = keys.es256(&with(access_claims(), "sub", json!("s".repeat(257))));
+        assert_eq!(v.verify(&long).await, bad_sub);
+        let number = keys.es256(&with(access_claims(), "sub", json!(42)));
+        assert!(matches!(
+            v.verify(&number).await,
+            Err(AuthError::Rejected(_))
+        ));
+        let max = keys.es256(&with(access_claims(), "sub", json!("s".repeat(256))));
+        assert!(v.verify(&max).await.is_ok());
+        let missing = keys.es256(&without(access_claims(), "sub"));
+        assert_eq!(v.verify(&missing).await, rejected("missing required claim"));
+    }
+
+    #[tokio::test]
+    async fn alg_none_is_rejected() {
+        let keys = Keys::new();
+        let v = keys.verifier(expectations(TokenUse::Access));
+        for alg in ["none", "None", "NONE"] {
+            let header = json!({"alg": alg, "kid": "ec", "typ": "JWT"});
+            let unsigned = format!("{}.{}.", b64_json(&header), b64_json(&access_claims()));
+            assert_eq!(
+                v.verify(&unsigned).await,
+                rejected("malformed or unsupported header")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn hs256_signed_with_the_public_key_is_rejected() {
+        let keys = Keys::new();
+        let v = keys.verifier(expectations(TokenUse::Access));
+        let jwk_json = serde_json::to_vec(&keys.source.set.keys[0]).expect("jwk");
+        let public_keys: [&[u8]; 2] = [keys.ec.public_key().as_ref(), &jwk_json];
+        for secret in public_keys {
+            let header = json!({"alg": "HS256", "kid": "ec", "typ": "JWT"});
+            let input = format!("{}.{}", b64_json(&header), b64_json(&access_claims()));
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+            let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+            let forged = format!("{input}.{}", b64(tag.as_ref()));
+            assert_eq!(v.verify(&forged).await, rejected("algorithm not allowed"));
+        }
+        assert_eq!(keys.source.fetches.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn other_algorithms_and_mismatched_keys_are_rejected() {
+        let keys = Keys::new();
+        let v = keys.verifier(expectations(TokenUse::Access));
+        for alg in ["ES384", "RS512", "PS256", "EdDSA", "HS512"] {
+            let header = json!({"alg": alg, "kid": "ec"});
+            let token = keys.sign_es256(&header, &access_claims());
+            assert_eq!(v.verify(&token).await, rejected("algorithm not allowed"));
+        }
+        // An EC-signed token claiming RS256 against the EC key, and ES256 against the RSA key.
+        let rs_on_ec = keys.sign_es256(&json!({"alg": "RS256", "kid": "ec"}), &access_claims());
+        assert_eq!(
+            v.verify(&rs_on_ec).await,
+            rejected("algorithm does not match key")
+        );
+        let es_on_rsa = keys.sign_es256(&json!({"alg": "ES256", "kid": "rsa"}), &access_claims());
+        assert_eq!(
+            v.verify(&es_on_rsa).await,
+            rejected("algorithm does not match key")
+        );
+    }
+
+    #[tokio::test]
+    async fn header_needs_a_known_kid_and_no_crit() {
+        let keys = Keys::new();
+        let v = keys.verifier(expectations(TokenUse::Access));
+        let no_kid = keys.sign_es256(&json!({"alg": "ES256"}), &access_claims());
+        assert_eq!(v.verify(&no_kid).await, rejected("missing kid"));
+        let unknown = keys.sign_es256(&json!({"alg": "ES256", "kid": "nope"}), &access_claims());
+        assert_eq!(v.verify(&unknown).await, rejected("unknown kid"));
+        let crit = keys.sign_es256(
+            &json!({"alg": "ES256", "kid": "ec", "crit": ["b64"], "b64": false}),
+            &access_claims(),
+        );
+        assert_eq!(
+            v.verify(&crit).await,
+            rejected("critical header extensions not supported")
+        );
+    }
+
+    #[tokio::test]
+    async fn tampered_payload_is_rejected() {
+        let keys = Keys::new();
+        let v = keys.verifier(expectations(TokenUse::Access));
+        for token in [keys.es256(&access_claims()), keys.rs256(&access_claims())] {
+            let parts: Vec<&str> = token.split('.').collect();
+            let forged_claims = with(access_claims(), "sub", json!("mallory"));
+            let forged = format!("{}.{}.{}", parts[0], b64_json(&forged_claims), parts[2]);
+            assert_eq!(v.verify(&forged).await, rejected("bad signature"));
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_is_rejected() {
+        let keys = Keys::new();
+        let v = keys.verifier(expectations(TokenUse::Access));
+        for token in ["", "a", "a.b", "a.b.c", "a.b.c.d", "...."] {
+            assert!(matches!(v.verify(token).await, Err(AuthError::Rejected(_))));
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_token_is_rejected_before_parsing() {
+        let keys = Keys::new();
+        let v = keys.verifier(expectations(TokenUse::Access));
+        let padding = "x".repeat(MAX_TOKEN_BYTES);
+        let token = keys.es256(&with(access_claims(), "pad", json!(padding)));
+        assert!(token.len() > MAX_TOKEN_BYTES);
+        assert_eq!(v.verify(&token).await, rejected("token too large"));
+        assert_eq!(keys.source.fetches.load(Ordering::SeqCst), 0);
     }
 }

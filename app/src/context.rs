@@ -1,0 +1,242 @@
+//! The server side of the console's server functions: what they reach through Leptos context
+//! ([`Console`]: the account store and the gateway's audit store), and the request helpers they
+//! share (session cookie, client address, https detection).
+//!
+//! The server binary provides one [`Console`] to both the page renderer and the server-function
+//! handler; a function that finds none answers [`ApiError::Unavailable`] (deny by default).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use gateway::audit::AuditStore;
+use leptos::prelude::*;
+use leptos_axum::ResponseOptions;
+
+use crate::accounts::{Accounts, LoginError, User, session};
+use crate::api::{ApiError, Overview, Range};
+use crate::chart;
+
+/// The backends the console's server functions use.
+#[derive(Clone)]
+pub struct Console {
+    pub accounts: Accounts,
+    pub audit: Arc<dyn AuditStore>,
+}
+
+/// The [`Console`] provided for this request.
+pub fn console() -> Result<Console, ApiError> {
+    use_context::<Console>().ok_or_else(|| {
+        tracing::error!("console context missing: server functions are not wired");
+        ApiError::Unavailable
+    })
+}
+
+/// The request being handled (provided by leptos_axum).
+fn request_parts() -> Result<Parts, ApiError> {
+    use_context::<Parts>().ok_or_else(|| {
+        tracing::error!("request parts missing from the server-function context");
+        ApiError::Unavailable
+    })
+}
+
+/// The session token the request carries, if any.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(session::token_from_cookie_header)
+        .map(str::to_string)
+}
+
+/// The peer address, for the sign-in throttle and the log.
+pub fn client_ip(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Whether the browser reached the console over https (directly or through a proxy that says
+/// so); then the session cookie is marked `Secure`.
+pub fn is_https(headers: &HeaderMap, uri_scheme_https: bool) -> bool {
+    let forwarded_https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    let rfc7239_https = headers
+        .get("forwarded")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("proto=https"));
+    uri_scheme_https || forwarded_https || rfc7239_https
+}
+
+fn request_is_https(parts: &Parts) -> bool {
+    let scheme_https = parts.uri.scheme_str() == Some("https");
+    is_https(&parts.headers, scheme_https)
+}
+
+/// Whether the request came from a plain HTML form (no JavaScript yet), which expects a
+/// redirect rather than a serialized result.
+fn is_plain_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+fn response_options() -> Option<ResponseOptions> {
+    use_context::<ResponseOptions>()
+}
+
+fn set_cookie(value: &str) {
+    match (response_options(), HeaderValue::from_str(value)) {
+        (Some(res), Ok(value)) => res.append_header(SET_COOKIE, value),
+        _ => tracing::error!("could not set the session cookie"),
+    }
+}
+
+/// The signed-in user of this request, or [`ApiError::Unauthorized`].
+pub async fn require_user() -> Result<(Console, User), ApiError> {
+    let console = console()?;
+    let parts = request_parts()?;
+    let Some(token) = session_token(&parts.headers) else {
+        return Err(unauthorized());
+    };
+    match console.accounts.session_user(&token, gateway::now_ms()).await {
+        Ok(Some(user)) => Ok((console, user)),
+        Ok(None) => Err(unauthorized()),
+        Err(e) => {
+            tracing::error!(error = %e, "session lookup failed");
+            Err(ApiError::Unavailable)
+        }
+    }
+}
+
+fn unauthorized() -> ApiError {
+    if let Some(res) = response_options() {
+        res.set_status(StatusCode::UNAUTHORIZED);
+    }
+    ApiError::Unauthorized
+}
+
+/// The body of the `login` server function.
+pub async fn login(name: String, password: String) -> Result<(), ApiError> {
+    let console = console()?;
+    let parts = request_parts()?;
+    let ip = client_ip(&parts);
+    let previous = session_token(&parts.headers);
+    let name = name.trim().to_string();
+    let result = console
+        .accounts
+        .login(&name, &password, &ip, previous.as_deref(), gateway::now_ms())
+        .await;
+    let error = match result {
+        Ok(session) => {
+            tracing::info!(user = %session.user.name, client = %ip, "console sign-in");
+            set_cookie(&session::set_cookie(&session.token, request_is_https(&parts)));
+            leptos_axum::redirect("/");
+            return Ok(());
+        }
+        Err(LoginError::Invalid) => {
+            tracing::warn!(user = %name, client = %ip, "console sign-in failed");
+            ApiError::InvalidCredentials
+        }
+        Err(LoginError::Throttled) => {
+            tracing::warn!(user = %name, client = %ip, "console sign-in throttled");
+            ApiError::Throttled
+        }
+        Err(LoginError::Store(e)) => {
+            tracing::error!(error = %e, "console sign-in could not be checked");
+            ApiError::Unavailable
+        }
+    };
+    if is_plain_form(&parts.headers) {
+        // Without JavaScript the answer is a page: back to the form, with the message's code.
+        leptos_axum::redirect(&format!("/login?error={}", error.code()));
+    } else if let Some(res) = response_options() {
+        res.set_status(match error {
+            ApiError::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        });
+    }
+    Err(error)
+}
+
+/// The body of the `logout` server function.
+pub async fn logout() -> Result<(), ApiError> {
+    let console = console()?;
+    let parts = request_parts()?;
+    if let Some(token) = session_token(&parts.headers)
+        && let Err(e) = console.accounts.logout(&token).await
+    {
+        tracing::error!(error = %e, "could not delete the session");
+        return Err(ApiError::Unavailable);
+    }
+    set_cookie(&session::clear_cookie(request_is_https(&parts)));
+    leptos_axum::redirect("/login");
+    Ok(())
+}
+
+/// Read the numbers for `range` ending at `now_ms` and render the chart.
+pub async fn overview(console: &Console, range: Range, now_ms: i64) -> Result<Overview, ApiError> {
+    // Whole minutes, the current one included.
+    let until_ms = (now_ms.div_euclid(60_000) + 1) * 60_000;
+    let since_ms = until_ms - range.minutes() * 60_000;
+    let counts = console
+        .audit
+        .requests_per_minute(since_ms, until_ms)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "audit store could not count requests");
+            ApiError::Unavailable
+        })?;
+    let requests = counts.iter().map(|c| c.requests).sum();
+    let interventions = counts.iter().map(|c| c.interventions).sum();
+    let peak_per_minute = counts.iter().map(|c| c.requests).max().unwrap_or(0);
+    let chart_svg = chart::requests_per_minute(&counts, since_ms, until_ms).map_err(|e| {
+        tracing::error!(error = %e, "chart rendering failed");
+        ApiError::Unavailable
+    })?;
+    Ok(Overview {
+        range,
+        since_ms,
+        until_ms,
+        generated_ms: now_ms,
+        requests,
+        interventions,
+        peak_per_minute,
+        chart_svg,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_detection_trusts_scheme_and_proxy_headers_only() {
+        let mut h = HeaderMap::new();
+        assert!(!is_https(&h, false));
+        assert!(is_https(&h, true));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert!(is_https(&h, false));
+        let mut h = HeaderMap::new();
+        h.insert("forwarded", HeaderValue::from_static("for=1.2.3.4;proto=https"));
+        assert!(is_https(&h, false));
+    }
+
+    #[test]
+    fn session_token_is_read_from_any_cookie_header() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("a=b"));
+        h.append(COOKIE, HeaderValue::from_static("gp_session=tok; c=d"));
+        assert_eq!(session_token(&h).as_deref(), Some("tok"));
+    }
+}
