@@ -696,3 +696,33 @@ async fn sigkill_under_load_loses_no_acknowledged_record() {
         );
     }
 }
+
+/// The README's OpenAI Python client example, run against a real gateway.
+#[tokio::test]
+async fn openai_python_client_works_unmodified() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let python = root.join(".venv-test/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup.sh --test",
+        python.display()
+    );
+    let gw = Gateway::start(None, &[]);
+    let token = gw.token("python-user", "default");
+    let out = tokio::process::Command::new(python)
+        .arg(root.join("tests/python/openai_client.py"))
+        .arg(gw.url("/v1"))
+        .arg(&token)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python client failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -192,7 +192,7 @@ pub async fn whoami() -> Result<UserInfo, ApiError> {
 
 /// Headline numbers and the requests-per-minute chart for `range`, read from the audit store.
 #[server(prefix = "/api", endpoint = "overview")]
-pub async fn overview(range: Range) -> Result<Overview, ApiError> {
+pub async fn load_overview(range: Range) -> Result<Overview, ApiError> {
     let (console, _) = crate::context::require_user().await?;
     crate::context::overview(&console, range, gateway::now_ms()).await
 }

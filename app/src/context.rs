@@ -108,7 +108,11 @@ pub async fn require_user() -> Result<(Console, User), ApiError> {
     let Some(token) = session_token(&parts.headers) else {
         return Err(unauthorized());
     };
-    match console.accounts.session_user(&token, gateway::now_ms()).await {
+    match console
+        .accounts
+        .session_user(&token, gateway::now_ms())
+        .await
+    {
         Ok(Some(user)) => Ok((console, user)),
         Ok(None) => Err(unauthorized()),
         Err(e) => {
@@ -134,12 +138,21 @@ pub async fn login(name: String, password: String) -> Result<(), ApiError> {
     let name = name.trim().to_string();
     let result = console
         .accounts
-        .login(&name, &password, &ip, previous.as_deref(), gateway::now_ms())
+        .login(
+            &name,
+            &password,
+            &ip,
+            previous.as_deref(),
+            gateway::now_ms(),
+        )
         .await;
     let error = match result {
         Ok(session) => {
             tracing::info!(user = %session.user.name, client = %ip, "console sign-in");
-            set_cookie(&session::set_cookie(&session.token, request_is_https(&parts)));
+            set_cookie(&session::set_cookie(
+                &session.token,
+                request_is_https(&parts),
+            ));
             leptos_axum::redirect("/");
             return Ok(());
         }
@@ -228,7 +241,10 @@ mod tests {
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         assert!(is_https(&h, false));
         let mut h = HeaderMap::new();
-        h.insert("forwarded", HeaderValue::from_static("for=1.2.3.4;proto=https"));
+        h.insert(
+            "forwarded",
+            HeaderValue::from_static("for=1.2.3.4;proto=https"),
+        );
         assert!(is_https(&h, false));
     }
 

@@ -147,12 +147,12 @@ pub fn open_audit_db(data_dir: &Path) -> rusqlite::Connection {
 pub fn read_announcement(child: &mut Child, prefix: &str) -> String {
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
-    let prefix = prefix.to_string();
+    let wanted = prefix.to_string();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if !sent && let Some(rest) = line.strip_prefix(&prefix) {
+            if !sent && let Some(rest) = line.strip_prefix(&wanted) {
                 let _ = tx.send(rest.trim().to_string());
                 sent = true;
             }

@@ -333,15 +333,17 @@ impl Accounts {
                     )
                     .optional()?)
             })?;
-            Ok(row.and_then(|(stored, expires_at, name, role, created_at_ms)| {
-                let same: bool = stored.as_bytes().ct_eq(hash.as_bytes()).into();
-                (same && expires_at > now_ms).then_some(())?;
-                Some(User {
-                    name,
-                    role: Role::parse(&role)?,
-                    created_at_ms,
-                })
-            }))
+            Ok(
+                row.and_then(|(stored, expires_at, name, role, created_at_ms)| {
+                    let same: bool = stored.as_bytes().ct_eq(hash.as_bytes()).into();
+                    (same && expires_at > now_ms).then_some(())?;
+                    Some(User {
+                        name,
+                        role: Role::parse(&role)?,
+                        created_at_ms,
+                    })
+                }),
+            )
         })
         .await
     }
@@ -486,11 +488,20 @@ mod tests {
             .await
             .unwrap();
         let second = accounts
-            .login("ana", "a long enough password", "a", Some(&first.token), 200)
+            .login(
+                "ana",
+                "a long enough password",
+                "a",
+                Some(&first.token),
+                200,
+            )
             .await
             .unwrap();
         assert_ne!(first.token, second.token);
-        assert_eq!(accounts.session_user(&first.token, 201).await.unwrap(), None);
+        assert_eq!(
+            accounts.session_user(&first.token, 201).await.unwrap(),
+            None
+        );
         assert!(
             accounts
                 .session_user(&second.token, 201)
@@ -499,10 +510,16 @@ mod tests {
                 .is_some()
         );
         let expiry = second.expires_at_ms;
-        assert_eq!(accounts.session_user(&second.token, expiry).await.unwrap(), None);
+        assert_eq!(
+            accounts.session_user(&second.token, expiry).await.unwrap(),
+            None
+        );
 
         accounts.logout(&second.token).await.unwrap();
-        assert_eq!(accounts.session_user(&second.token, 300).await.unwrap(), None);
+        assert_eq!(
+            accounts.session_user(&second.token, 300).await.unwrap(),
+            None
+        );
         assert_eq!(accounts.session_user("garbage", 300).await.unwrap(), None);
     }
 
@@ -511,10 +528,14 @@ mod tests {
         let (_dir, accounts) = store();
         let password = accounts.ensure_admin(1).await.unwrap().unwrap();
         for _ in 0..throttle::MAX_FAILURES {
-            let r = accounts.login("admin", "wrong", "10.0.0.9", None, 1_000).await;
+            let r = accounts
+                .login("admin", "wrong", "10.0.0.9", None, 1_000)
+                .await;
             assert!(matches!(r, Err(LoginError::Invalid)));
         }
-        let r = accounts.login("admin", &password, "10.0.0.8", None, 1_001).await;
+        let r = accounts
+            .login("admin", &password, "10.0.0.8", None, 1_001)
+            .await;
         assert!(matches!(r, Err(LoginError::Throttled)), "{r:?}");
         let later = 1_000 + throttle::WINDOW_MS + 1;
         assert!(

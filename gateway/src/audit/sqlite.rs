@@ -614,7 +614,6 @@ fn restrict_permissions(path: &Path) {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
 

@@ -232,7 +232,6 @@ fn kid_for(point: &[u8]) -> String {
 }
 
 #[cfg(test)]
-#[expect(clippy::expect_used, reason = "a failed expectation is a failed test")]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 

@@ -106,6 +106,14 @@ impl KeySource for HttpJwks {
 /// The usable keys of one JWKS, by `kid`.
 type KeyMap = HashMap<String, (DecodingKey, Algorithm)>;
 
+/// What the cache holds for one `kid`.
+enum Lookup {
+    Found((DecodingKey, Algorithm)),
+    UnknownKid,
+    /// No fetch has succeeded yet.
+    NoKeys,
+}
+
 /// Caches the keys of one [`KeySource`]; refreshes on unknown `kid`, rate-limited.
 ///
 /// The first lookup fetches. A lookup for an unknown `kid` triggers a refresh unless one was
@@ -115,7 +123,7 @@ pub struct KeyCache {
     source: Arc<dyn KeySource>,
     min_refresh_interval: Duration,
     /// The keys of the last successful fetch; `None` until one succeeds.
-    keys: RwLock<Option<Arc<KeyMap>>>,
+    keys: RwLock<Option<KeyMap>>,
     /// When a fetch was last attempted. Held for the whole refresh, so it also serialises them.
     last_attempt: Mutex<Option<Instant>>,
 }
@@ -132,21 +140,25 @@ impl KeyCache {
 
     /// The decoding key and algorithm for `kid`, refreshing once (rate-limited) if unknown.
     pub async fn key_for(&self, kid: &str) -> Result<(DecodingKey, Algorithm), AuthError> {
-        if let Some(Some(found)) = self.lookup(kid).await {
+        if let Lookup::Found(found) = self.lookup(kid).await {
             return Ok(found);
         }
         self.refresh_if_due().await;
         match self.lookup(kid).await {
-            Some(Some(found)) => Ok(found),
-            Some(None) => Err(AuthError::Rejected("unknown kid")),
-            None => Err(AuthError::KeysUnavailable),
+            Lookup::Found(found) => Ok(found),
+            Lookup::UnknownKid => Err(AuthError::Rejected("unknown kid")),
+            Lookup::NoKeys => Err(AuthError::KeysUnavailable),
         }
     }
 
-    /// `None` while no fetch has ever succeeded, else whether `kid` is among the cached keys.
-    async fn lookup(&self, kid: &str) -> Option<Option<(DecodingKey, Algorithm)>> {
-        let keys = self.keys.read().await;
-        keys.as_ref().map(|map| map.get(kid).cloned())
+    async fn lookup(&self, kid: &str) -> Lookup {
+        match &*self.keys.read().await {
+            None => Lookup::NoKeys,
+            Some(map) => map
+                .get(kid)
+                .cloned()
+                .map_or(Lookup::UnknownKid, Lookup::Found),
+        }
     }
 
     /// Fetch and replace the keys unless a fetch was attempted within `min_refresh_interval`.
@@ -163,7 +175,7 @@ impl KeyCache {
                 if map.is_empty() {
                     tracing::warn!("JWKS has no usable RS256/ES256 keys; keeping cached keys");
                 } else {
-                    *self.keys.write().await = Some(Arc::new(map));
+                    *self.keys.write().await = Some(map);
                 }
             }
             Err(_) => tracing::warn!("JWKS refresh failed; keeping cached keys"),
@@ -190,7 +202,7 @@ fn usable_keys(set: &JwkSet) -> KeyMap {
 
 /// The decoding key and its single allowed algorithm: RSA → RS256, EC P-256 → ES256. `None`
 /// for any other key type, a non-signature key, or a declared `alg` that disagrees.
-pub(crate) fn key_and_alg(jwk: &Jwk) -> Option<(DecodingKey, Algorithm)> {
+fn key_and_alg(jwk: &Jwk) -> Option<(DecodingKey, Algorithm)> {
     if jwk
         .common
         .public_key_use
@@ -217,7 +229,6 @@ pub(crate) fn key_and_alg(jwk: &Jwk) -> Option<(DecodingKey, Algorithm)> {
 }
 
 #[cfg(test)]
-#[expect(clippy::expect_used, reason = "a failed expectation is a failed test")]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 

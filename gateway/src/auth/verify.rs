@@ -176,7 +176,6 @@ fn reason(kind: &ErrorKind) -> &'static str {
 }
 
 #[cfg(test)]
-#[expect(clippy::expect_used, reason = "a failed expectation is a failed test")]
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};

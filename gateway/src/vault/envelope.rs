@@ -236,7 +236,6 @@ fn aead_key(key: &[u8; 32]) -> Result<LessSafeKey, VaultError> {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use serde_json::json;
 

@@ -337,7 +337,6 @@ pub fn key_hour_ms(key: &str) -> Option<i64> {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
 

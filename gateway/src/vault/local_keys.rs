@@ -300,7 +300,6 @@ fn sync_dir(dir: &Path) -> Result<(), VaultError> {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Install whatever this machine lacks to build, run and test Golden Path. Idempotent: each step
+# checks first and does nothing when the tool is already there.
+#   scripts/setup.sh            build and run needs (wasm target, wasm-bindgen)
+#   scripts/setup.sh --test     also the test peers (chromium, playwright-core, Python client)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=false
+[[ "${1:-}" == "--test" ]] && want_test=true
+
+say() { printf '==> %s\n' "$*"; }
+WASM_BINDGEN_VERSION=0.2.130
+
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  if ((${#missing[@]})); then
+    say "apt: installing ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
+apt_install pkg-config sqlite3
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "rustup: adding wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]]; then
+  say "cargo: installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 3 minutes, once)"
+  cargo install -q wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+if $want_test; then
+  apt_install chromium nodejs npm python3-venv
+  if [[ -f tests/browser/package-lock.json ]] && ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.package-lock.json 2>/dev/null; then
+    say "npm: installing the browser test's packages"
+    (cd tests/browser && npm ci --silent --no-audit --no-fund)
+  fi
+  if [[ ! -x .venv-test/bin/python ]] || ! .venv-test/bin/python -c 'import openai' 2>/dev/null; then
+    say "pip: installing the OpenAI Python client for the client test"
+    python3 -m venv .venv-test
+    .venv-test/bin/pip install -q -r tests/python/requirements.txt
+  fi
+fi

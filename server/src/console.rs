@@ -1,0 +1,120 @@
+//! The console's HTTP surface: Leptos pages and server functions, the built site under
+//! `/pkg`, and two layers around all of it.
+//!
+//! - **Session gate** (deny by default): every path needs a live session except `/login`, the
+//!   site assets under `/pkg/`, and the `login`/`logout` server functions. Pages answer a
+//!   missing session with a redirect to `/login`; server functions with 401. Each server
+//!   function checks the session again itself.
+//! - **Security headers** on every response: CSP (pages set their own with the render's
+//!   nonce; everything else gets a locked-down default), `X-Frame-Options: DENY`,
+//!   `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, and `no-store` for
+//!   anything but site assets.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use leptos::prelude::*;
+use leptos::server_fn::error::FromServerFnError;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+
+use app::api::ApiError;
+use app::context::{Console, session_token};
+use app::{App, shell};
+
+/// CSP for responses that are not pages (assets, redirects, server-function answers).
+const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// Paths reachable without a session.
+fn is_public(path: &str) -> bool {
+    path == "/login" || path == "/api/login" || path == "/api/logout" || is_asset(path)
+}
+
+fn is_asset(path: &str) -> bool {
+    path.starts_with("/pkg/")
+}
+
+/// The console router over `options` (site settings) and `console` (backends).
+pub fn router(options: LeptosOptions, console: Console) -> Router {
+    let routes = generate_route_list(App);
+    let context = {
+        let console = console.clone();
+        move || provide_context(console.clone())
+    };
+    let render = {
+        let options = options.clone();
+        move || shell(options.clone())
+    };
+    Router::new()
+        .leptos_routes_with_context(&options, routes, context.clone(), render)
+        .fallback(leptos_axum::file_and_error_handler_with_context::<LeptosOptions, _>(
+            context, shell,
+        ))
+        .layer(middleware::from_fn_with_state(console, session_gate))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(options)
+}
+
+/// Let a request through only with a live session, unless its path is public. A signed-in
+/// visit to `/login` goes to the overview instead.
+async fn session_gate(State(console): State<Console>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    if is_asset(&path) {
+        return next.run(req).await;
+    }
+    let user = match session_token(req.headers()) {
+        Some(token) => console
+            .accounts
+            .session_user(&token, gateway::now_ms())
+            .await
+            .map_err(|e| tracing::error!(error = %e, "session lookup failed")),
+        None => Ok(None),
+    };
+    let Ok(user) = user else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let is_page_request = matches!(*req.method(), Method::GET | Method::HEAD);
+    match user {
+        Some(_) if path == "/login" && is_page_request => see_other("/"),
+        Some(_) => next.run(req).await,
+        None if is_public(&path) => next.run(req).await,
+        None if path.starts_with("/api/") || !is_page_request => unauthorized(),
+        None => see_other("/login"),
+    }
+}
+
+fn see_other(location: &'static str) -> Response {
+    (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response()
+}
+
+/// 401 with the body a server function itself would send, so the browser's client decodes it
+/// as [`ApiError::Unauthorized`].
+fn unauthorized() -> Response {
+    let mut res = Response::new(Body::from(ApiError::Unauthorized.ser()));
+    *res.status_mut() = StatusCode::UNAUTHORIZED;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let asset = is_asset(req.uri().path());
+    let mut res = next.run(req).await;
+    let headers = res.headers_mut();
+    headers
+        .entry(CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(DEFAULT_CSP));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if !asset {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
