@@ -2,11 +2,11 @@
 //! the file `<data_dir>/vault/prompts/2025/01/31/09/<id>`.
 //!
 //! Objects are write-once and never torn: `put` writes a hidden temporary file in the target
-//! directory, fsyncs it, then hard-links it into place (`link` fails if the name exists, so an
+//! directory, then hard-links it into place (`link` fails if the name exists, so an
 //! object is never overwritten, and the name appears only once the content is complete) and
-//! removes the temporary name. A file fsync survives `kill -9`; with
-//! [`Durability::PowerLoss`] the directories are fsynced too, so the new name survives a power
-//! loss. Temporary files a killed process left behind are removed by the sweep.
+//! removes the temporary name. Written bytes survive `kill -9` (they are in the page cache once
+//! `write` returns); with [`Durability::PowerLoss`] the file and its directories are fsynced
+//! too, so the record survives a power loss. Temporary files a killed process left behind are removed by the sweep.
 //!
 //! Object keys are validated before they touch the file system: only `[A-Za-z0-9/_.-]`, no
 //! empty, `.`-leading (so no `..`) components, no leading or trailing `/`, bounded length.
@@ -151,7 +151,7 @@ impl FileStore {
             let retry = attempt < 3;
             create_private_dirs(dir).map_err(|e| fail("create directory for", e))?;
             let tmp = dir.join(temp_name()?);
-            match write_new_synced(&tmp, bytes) {
+            match write_new(&tmp, bytes, self.durability == Durability::PowerLoss) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound && retry => continue,
                 Err(e) => {
@@ -208,7 +208,9 @@ fn temp_name() -> Result<String, VaultError> {
     ))
 }
 
-fn write_new_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Write a new file; fsync it only when `sync` (power-loss durability). Without it the bytes are
+/// in the page cache once `write` returns, which a killed process cannot lose.
+fn write_new(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -218,7 +220,7 @@ fn write_new_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     let mut file = options.open(path)?;
     file.write_all(bytes)?;
-    file.sync_all()
+    if sync { file.sync_all() } else { Ok(()) }
 }
 
 fn create_private_dirs(dir: &Path) -> std::io::Result<()> {

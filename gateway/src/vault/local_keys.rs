@@ -11,8 +11,7 @@
 //! encryption context (keys sorted, no whitespace) as AAD, which is what KMS's encryption
 //! context does for `GenerateDataKey`/`Decrypt`.
 
-use std::io::{ErrorKind, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use async_trait::async_trait;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -146,108 +145,19 @@ pub fn context_aad(context: &EncryptionContext) -> Result<Vec<u8>, VaultError> {
         .map_err(|e| VaultError::Keys(format!("cannot encode the encryption context: {e}")))
 }
 
-/// Read the master key, or create it atomically if there is none yet.
+/// Read the master key, or create it (0600, atomically) if there is none yet.
 fn load_or_create(path: &Path) -> Result<Zeroizing<[u8; KEY_LEN]>, VaultError> {
-    match read_master(path) {
-        Ok(key) => return Ok(key),
-        Err(ReadError::Missing) => {}
-        Err(ReadError::Failed(e)) => return Err(e),
-    }
-
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    SystemRandom::new()
-        .fill(key.as_mut_slice())
-        .map_err(|_| VaultError::Keys("system random number generator failed".into()))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = temp_path(dir)?;
-    let written =
-        write_new_private(&tmp, key.as_slice()).and_then(|()| std::fs::hard_link(&tmp, path));
-    let _ = std::fs::remove_file(&tmp);
-    match written {
-        Ok(()) => {
-            sync_dir(dir)?;
-            tracing::info!(path = %path.display(), "created the vault master key");
-            Ok(key)
-        }
-        // Another process created it first: use theirs, which is complete (it was linked only
-        // after being written and synced).
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => match read_master(path) {
-            Ok(theirs) => Ok(theirs),
-            Err(ReadError::Missing) => Err(VaultError::Keys(
-                "master key file vanished while being created".into(),
-            )),
-            Err(ReadError::Failed(e)) => Err(e),
-        },
-        Err(e) => Err(VaultError::Keys(format!(
-            "cannot create the master key {}: {e}",
-            path.display()
-        ))),
-    }
-}
-
-enum ReadError {
-    Missing,
-    Failed(VaultError),
-}
-
-fn read_master(path: &Path) -> Result<Zeroizing<[u8; KEY_LEN]>, ReadError> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(ReadError::Missing),
-        Err(e) => {
-            return Err(ReadError::Failed(VaultError::Keys(format!(
-                "cannot read the master key {}: {e}",
-                path.display()
-            ))));
-        }
-    };
-    check_private_file(path, &file);
-    let mut buf = Zeroizing::new(Vec::with_capacity(KEY_LEN + 1));
-    Read::by_ref(&mut file)
-        .take(KEY_LEN as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| {
-            ReadError::Failed(VaultError::Keys(format!(
-                "cannot read the master key {}: {e}",
-                path.display()
-            )))
-        })?;
-    if buf.len() != KEY_LEN {
-        return Err(ReadError::Failed(VaultError::Keys(format!(
+    let bytes = crate::secret_file::load_or_create(path, KEY_LEN)
+        .map_err(|e| VaultError::Keys(format!("master key {}: {e}", path.display())))?;
+    if bytes.len() != KEY_LEN {
+        return Err(VaultError::Keys(format!(
             "master key {} is malformed (expected {KEY_LEN} bytes)",
             path.display()
-        ))));
+        )));
     }
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    key.copy_from_slice(&buf);
+    key.copy_from_slice(&bytes);
     Ok(key)
-}
-
-/// A unique temporary name in `dir`, hidden so it is never mistaken for the key.
-fn temp_path(dir: &Path) -> Result<PathBuf, VaultError> {
-    let mut suffix = [0u8; 8];
-    SystemRandom::new()
-        .fill(&mut suffix)
-        .map_err(|_| VaultError::Keys("system random number generator failed".into()))?;
-    Ok(dir.join(format!(
-        ".{MASTER_KEY_FILE}.tmp-{}-{}",
-        std::process::id(),
-        hex::encode(suffix)
-    )))
-}
-
-/// Create `path` (which must not exist) with mode 0600, write `bytes`, fsync.
-fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 /// Create `dir` (and parents) and make it owner-only.
@@ -264,38 +174,6 @@ fn create_private_dir(dir: &Path) -> Result<(), VaultError> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
     }
-    Ok(())
-}
-
-/// Warn about, and tighten, a master key file readable by others.
-fn check_private_file(path: &Path, file: &std::fs::File) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = file.metadata()
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            tracing::warn!(
-                path = %path.display(),
-                "vault master key was accessible to other users; restricting it to 0600"
-            );
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (path, file);
-}
-
-/// Make a new directory entry durable.
-fn sync_dir(dir: &Path) -> Result<(), VaultError> {
-    #[cfg(unix)]
-    {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| VaultError::Keys(format!("cannot sync {}: {e}", dir.display())))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
     Ok(())
 }
 
@@ -407,7 +285,10 @@ mod tests {
     fn malformed_master_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("keys")).unwrap();
-        std::fs::write(dir.path().join("keys").join(MASTER_KEY_FILE), b"short").unwrap();
+        let path = dir.path().join("keys").join(MASTER_KEY_FILE);
+        std::fs::write(&path, b"short").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(matches!(
             LocalKeys::open(dir.path()),
             Err(VaultError::Keys(m)) if m.contains("malformed")

@@ -1,0 +1,265 @@
+//! Normalisation before matching, with a map from every normalized byte back to the original
+//! text, so a match found on normalized text replaces the original (obfuscated) span.
+//!
+//! Steps (first cut): NFKC per combining sequence (fullwidth digits and letters, ligatures,
+//! NBSP and ideographic space fold to ASCII), default-ignorable characters dropped (zero-width
+//! spaces and joiners, bidi controls, soft hyphen, variation selectors), and bracketed
+//! spellings `[at]` `(at)` `{at}` `[dot]` `(dot)` (any case, with the spaces around them) folded
+//! to `@` and `.`. The word spellings ` at ` / ` dot ` are left to the EMAIL detector, which
+//! accepts them only in an address shape. Confusables (a later issue) slot in as one more
+//! per-character step in [`fold`].
+//!
+//! ASCII text without brackets is the common case and costs one scan: the normalized text is
+//! the original, borrowed, with the identity map.
+
+use std::borrow::Cow;
+
+use regex::Regex;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::canonical_combining_class;
+
+/// Compiled once per engine.
+#[derive(Debug, Clone)]
+pub(crate) struct Normalizer {
+    spelled: Regex,
+}
+
+/// Normalized text and its map back to the original.
+#[derive(Debug)]
+pub(crate) struct Normalized<'a> {
+    text: Cow<'a, str>,
+    /// Per normalized byte: the original span of the segment that produced it. Empty when the
+    /// map is the identity.
+    starts: Vec<usize>,
+    ends: Vec<usize>,
+    mapped: bool,
+    original_len: usize,
+}
+
+/// Unicode default-ignorable code points (and the invisible fillers) that an attacker can put
+/// inside a value without changing how it reads.
+pub(crate) fn is_ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+struct Folded {
+    text: String,
+    starts: Vec<usize>,
+    ends: Vec<usize>,
+}
+
+impl Folded {
+    fn with_capacity(n: usize) -> Folded {
+        Folded {
+            text: String::with_capacity(n),
+            starts: Vec::with_capacity(n),
+            ends: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, c: char, start: usize, end: usize) {
+        let before = self.text.len();
+        self.text.push(c);
+        for _ in before..self.text.len() {
+            self.starts.push(start);
+            self.ends.push(end);
+        }
+    }
+}
+
+/// NFKC per combining sequence and ignorable characters dropped; `None` when the text is
+/// unchanged (all ASCII).
+fn fold(text: &str) -> Option<Folded> {
+    if text.is_ascii() {
+        return None;
+    }
+    let mut out = Folded::with_capacity(text.len());
+    let mut chars = text.char_indices().peekable();
+    while let Some((a, c)) = chars.next() {
+        let mut b = a + c.len_utf8();
+        while let Some(&(i, d)) = chars.peek() {
+            if canonical_combining_class(d) == 0 {
+                break;
+            }
+            b = i + d.len_utf8();
+            chars.next();
+        }
+        let single = b == a + c.len_utf8();
+        if single && c.is_ascii() {
+            out.push(c, a, b);
+            continue;
+        }
+        if single && is_ignorable(c) {
+            continue;
+        }
+        for n in text[a..b].nfkc() {
+            if !is_ignorable(n) {
+                out.push(n, a, b);
+            }
+        }
+    }
+    Some(out)
+}
+
+impl Normalizer {
+    pub(crate) fn new() -> Result<Normalizer, String> {
+        let spelled = Regex::new(r"[ \t]*[\[({][ \t]*(?i:at|dot)[ \t]*[\])}][ \t]*")
+            .map_err(|e| format!("built-in normalisation pattern: {e}"))?;
+        Ok(Normalizer { spelled })
+    }
+
+    pub(crate) fn normalize<'a>(&self, text: &'a str) -> Normalized<'a> {
+        let folded = fold(text);
+        let s1: &str = folded.as_ref().map_or(text, |f| f.text.as_str());
+        let bracket = s1.bytes().any(|b| matches!(b, b'[' | b'(' | b'{'));
+        if bracket && self.spelled.is_match(s1) {
+            let map1 = folded.as_ref().map(|f| (f.starts.as_slice(), f.ends.as_slice()));
+            let orig = |i: usize, end: bool| -> usize {
+                match map1 {
+                    Some((s, e)) => {
+                        let v = if end { e.get(i) } else { s.get(i) };
+                        v.copied().unwrap_or(text.len())
+                    }
+                    None => {
+                        if end {
+                            i + 1
+                        } else {
+                            i
+                        }
+                    }
+                }
+            };
+            let mut out = Folded::with_capacity(s1.len());
+            let mut copy = |out: &mut Folded, from: usize, to: usize| {
+                if let Some(part) = s1.get(from..to) {
+                    out.text.push_str(part);
+                    for i in from..to {
+                        out.starts.push(orig(i, false));
+                        out.ends.push(orig(i, true));
+                    }
+                }
+            };
+            let mut last = 0;
+            for m in self.spelled.find_iter(s1) {
+                copy(&mut out, last, m.start());
+                let c = if m.as_str().bytes().any(|b| b == b'd' || b == b'D') {
+                    '.'
+                } else {
+                    '@'
+                };
+                out.push(c, orig(m.start(), false), orig(m.end() - 1, true));
+                last = m.end();
+            }
+            copy(&mut out, last, s1.len());
+            return Normalized {
+                text: Cow::Owned(out.text),
+                starts: out.starts,
+                ends: out.ends,
+                mapped: true,
+                original_len: text.len(),
+            };
+        }
+        match folded {
+            Some(f) => Normalized {
+                text: Cow::Owned(f.text),
+                starts: f.starts,
+                ends: f.ends,
+                mapped: true,
+                original_len: text.len(),
+            },
+            None => Normalized {
+                text: Cow::Borrowed(text),
+                starts: Vec::new(),
+                ends: Vec::new(),
+                mapped: false,
+                original_len: text.len(),
+            },
+        }
+    }
+}
+
+impl Normalized<'_> {
+    pub(crate) fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The original span for the normalized span `[start, end)`.
+    pub(crate) fn to_original(&self, start: usize, end: usize) -> (usize, usize) {
+        if !self.mapped {
+            return (start, end);
+        }
+        let s = self
+            .starts
+            .get(start)
+            .copied()
+            .unwrap_or(self.original_len);
+        if end <= start {
+            return (s, s);
+        }
+        let e = self
+            .ends
+            .get(end - 1)
+            .copied()
+            .unwrap_or(self.original_len);
+        (s, e.max(s))
+    }
+
+    /// The first normalized offset whose source starts at or after original offset `orig`.
+    pub(crate) fn normalized_offset(&self, orig: usize) -> usize {
+        if !self.mapped {
+            return orig.min(self.text.len());
+        }
+        self.starts.partition_point(|&s| s < orig)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm() -> Normalizer {
+        match Normalizer::new() {
+            Ok(n) => n,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn ascii_is_borrowed_identity() {
+        let n = norm();
+        let t = "plain ascii (with parens) text";
+        let out = n.normalize(t);
+        assert!(matches!(out.text, Cow::Borrowed(_)));
+        assert_eq!(out.to_original(6, 11), (6, 11));
+    }
+
+    #[test]
+    fn fullwidth_zero_width_and_spellings_map_back() {
+        let n = norm();
+        let t = "id ４１\u{200B}１１ and jo\u{200D}hn [AT] example (dot) com!";
+        let out = n.normalize(t);
+        assert_eq!(out.as_str(), "id 4111 and john@example.com!");
+        let s = out.as_str().find("4111").unwrap_or(0);
+        let (os, oe) = out.to_original(s, s + 4);
+        assert_eq!(&t[os..oe], "４１\u{200B}１１");
+        let s = out.as_str().find("john").unwrap_or(0);
+        let e = out.as_str().find('!').unwrap_or(0);
+        let (os, oe) = out.to_original(s, e);
+        assert_eq!(&t[os..oe], "jo\u{200D}hn [AT] example (dot) com");
+        assert_eq!(out.normalized_offset(os), s);
+    }
+
+    #[test]
+    fn combining_sequences_compose() {
+        let n = norm();
+        let t = "cafe\u{301} ﬁne";
+        let out = n.normalize(t);
+        assert_eq!(out.as_str(), "café fine");
+        let (os, oe) = out.to_original(3, 5);
+        assert_eq!(&t[os..oe], "e\u{301}");
+    }
+}
