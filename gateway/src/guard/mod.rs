@@ -6,8 +6,12 @@
 //! (the hold-back window), so no fragment of a redacted or blocked value reaches the client.
 
 pub mod engine;
+pub mod normalize;
+pub mod pii;
 pub mod policy;
 pub mod stream;
+pub mod topic;
+pub mod words;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -117,7 +117,9 @@ impl Normalizer {
         let s1: &str = folded.as_ref().map_or(text, |f| f.text.as_str());
         let bracket = s1.bytes().any(|b| matches!(b, b'[' | b'(' | b'{'));
         if bracket && self.spelled.is_match(s1) {
-            let map1 = folded.as_ref().map(|f| (f.starts.as_slice(), f.ends.as_slice()));
+            let map1 = folded
+                .as_ref()
+                .map(|f| (f.starts.as_slice(), f.ends.as_slice()));
             let orig = |i: usize, end: bool| -> usize {
                 match map1 {
                     Some((s, e)) => {
@@ -134,7 +136,7 @@ impl Normalizer {
                 }
             };
             let mut out = Folded::with_capacity(s1.len());
-            let mut copy = |out: &mut Folded, from: usize, to: usize| {
+            let copy = |out: &mut Folded, from: usize, to: usize| {
                 if let Some(part) = s1.get(from..to) {
                     out.text.push_str(part);
                     for i in from..to {
@@ -192,19 +194,11 @@ impl Normalized<'_> {
         if !self.mapped {
             return (start, end);
         }
-        let s = self
-            .starts
-            .get(start)
-            .copied()
-            .unwrap_or(self.original_len);
+        let s = self.starts.get(start).copied().unwrap_or(self.original_len);
         if end <= start {
             return (s, s);
         }
-        let e = self
-            .ends
-            .get(end - 1)
-            .copied()
-            .unwrap_or(self.original_len);
+        let e = self.ends.get(end - 1).copied().unwrap_or(self.original_len);
         (s, e.max(s))
     }
 

@@ -69,7 +69,10 @@ const NAMES: [(PiiEntity, &str); 31] = [
     (PiiEntity::AwsAccessKey, "AWS_ACCESS_KEY"),
     (PiiEntity::AwsSecretKey, "AWS_SECRET_KEY"),
     (PiiEntity::CaHealthNumber, "CA_HEALTH_NUMBER"),
-    (PiiEntity::CaSocialInsuranceNumber, "CA_SOCIAL_INSURANCE_NUMBER"),
+    (
+        PiiEntity::CaSocialInsuranceNumber,
+        "CA_SOCIAL_INSURANCE_NUMBER",
+    ),
     (PiiEntity::CreditDebitCardCvv, "CREDIT_DEBIT_CARD_CVV"),
     (PiiEntity::CreditDebitCardExpiry, "CREDIT_DEBIT_CARD_EXPIRY"),
     (PiiEntity::CreditDebitCardNumber, "CREDIT_DEBIT_CARD_NUMBER"),
@@ -108,7 +111,10 @@ const NAMES: [(PiiEntity, &str); 31] = [
         "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER",
     ),
     (PiiEntity::UsPassportNumber, "US_PASSPORT_NUMBER"),
-    (PiiEntity::UsSocialSecurityNumber, "US_SOCIAL_SECURITY_NUMBER"),
+    (
+        PiiEntity::UsSocialSecurityNumber,
+        "US_SOCIAL_SECURITY_NUMBER",
+    ),
     (
         PiiEntity::VehicleIdentificationNumber,
         "VEHICLE_IDENTIFICATION_NUMBER",
@@ -324,7 +330,10 @@ pub(crate) fn known_issuer(d: &[u8]) -> bool {
         }
         // Discover, UnionPay, Maestro
         Some(6) => {
-            ((p4 == 6011 || p2 == 65 || (644..=649).contains(&p3) || (622126..=622925).contains(&p6))
+            ((p4 == 6011
+                || p2 == 65
+                || (644..=649).contains(&p3)
+                || (622126..=622925).contains(&p6))
                 && (16..=19).contains(&n))
                 || (p2 == 62 && (16..=19).contains(&n))
                 || ((p2 == 60 || p2 == 63 || p2 == 67) && (12..=19).contains(&n))
@@ -427,7 +436,9 @@ fn validate_secret(hay: &str, start: usize, end: usize) -> Option<(usize, usize)
     let s = hay.get(start..end)?;
     let upper = s.bytes().any(|b| b.is_ascii_uppercase());
     let lower = s.bytes().any(|b| b.is_ascii_lowercase());
-    let other = s.bytes().any(|b| b.is_ascii_digit() || b == b'/' || b == b'+');
+    let other = s
+        .bytes()
+        .any(|b| b.is_ascii_digit() || b == b'/' || b == b'+');
     (upper && lower && other).then_some((start, end))
 }
 

@@ -109,8 +109,12 @@ mod tests {
         assert!(re.is_match("SECRET\tProject"));
         assert!(re.is_match("I like c++ a lot"));
         assert!(!re.is_match("xylophone"));
-        let re = regex::Regex::new(&alternation(["secret", "secret project"].into_iter(), true)).unwrap();
-        assert_eq!(re.find("the secret projects").map(|m| m.as_str()), Some("secret"));
+        let re = regex::Regex::new(&alternation(["secret", "secret project"].into_iter(), true))
+            .unwrap();
+        assert_eq!(
+            re.find("the secret projects").map(|m| m.as_str()),
+            Some("secret")
+        );
         assert!(!re.is_match("secrets and concatsecret"));
         assert_eq!(fold_key("  Secret \n PROJECT "), "secret project");
     }
