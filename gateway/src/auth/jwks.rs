@@ -114,6 +114,9 @@ enum Lookup {
     NoKeys,
 }
 
+/// Least time between two fetches while no fetch has ever succeeded.
+const NO_KEYS_RETRY: Duration = Duration::from_secs(1);
+
 /// Caches the keys of one [`KeySource`]; refreshes on unknown `kid`, rate-limited.
 ///
 /// The first lookup fetches. A lookup for an unknown `kid` triggers a refresh unless one was
@@ -161,11 +164,18 @@ impl KeyCache {
         }
     }
 
-    /// Fetch and replace the keys unless a fetch was attempted within `min_refresh_interval`.
-    /// Callers arriving while a refresh runs wait for it, then find it recent and return.
+    /// Fetch and replace the keys unless a fetch was attempted within `min_refresh_interval`
+    /// (within one second while no fetch has ever succeeded, so a JWKS endpoint that was down
+    /// at start-up is retried promptly). Callers arriving while a refresh runs wait for it, then
+    /// find it recent and return.
     async fn refresh_if_due(&self) {
         let mut last_attempt = self.last_attempt.lock().await;
-        if last_attempt.is_some_and(|at| at.elapsed() < self.min_refresh_interval) {
+        let interval = if self.keys.read().await.is_none() {
+            self.min_refresh_interval.min(NO_KEYS_RETRY)
+        } else {
+            self.min_refresh_interval
+        };
+        if last_attempt.is_some_and(|at| at.elapsed() < interval) {
             return;
         }
         *last_attempt = Some(Instant::now());
