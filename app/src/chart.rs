@@ -21,7 +21,14 @@ const AXIS: RGBColor = RGBColor(156, 163, 175);
 const LABEL: RGBColor = RGBColor(75, 85, 99);
 const FONT: &str = "sans-serif";
 
+/// Subdivisions of a minute on the x axis.
+const SUB: i64 = 20;
+/// Ranges up to this many minutes are drawn as one bar per minute; longer ones as an area.
+const MAX_BAR_MINUTES: i64 = 60;
+
 /// Render requests and interventions per minute for `[since_ms, until_ms)` (whole minutes).
+///
+/// The legend is left to the page (HTML next to the chart) so it never covers data.
 pub fn requests_per_minute(
     counts: &[MinuteCount],
     since_ms: i64,
@@ -35,22 +42,26 @@ pub fn requests_per_minute(
         let i = c.minute.div_euclid(60_000) - since_min;
         if (0..minutes).contains(&i) {
             requests[i as usize] += c.requests;
-            interventions[i as usize] += c.interventions;
+            interventions[i as usize] += c.interventions.min(c.requests);
         }
     }
     let peak = requests.iter().copied().max().unwrap_or(0);
     let y_top = nice_ceiling(peak);
-    let last = minutes - 1;
 
-    let step = match minutes {
-        ..=15 => 3,
-        ..=60 => 10,
-        _ => 180,
+    // x counts 1/SUB of a minute from `since` (plotters formats integer axes only when key
+    // points are bound); minute i covers [i * SUB, (i + 1) * SUB).
+    let step = if minutes <= 15 {
+        3
+    } else if minutes <= 60 {
+        10
+    } else {
+        180
     };
-    let key_points: Vec<i64> = (0..=last)
+    let key_points: Vec<i64> = (0..=minutes)
         .filter(|i| (since_min + i).rem_euclid(step) == 0)
+        .map(|i| i * SUB)
         .collect();
-    let x_axis: WithKeyPoints<_> = (0..last).with_key_points(key_points);
+    let x_axis: WithKeyPoints<_> = (0..minutes * SUB).with_key_points(key_points);
 
     let mut svg = String::new();
     {
@@ -66,7 +77,6 @@ pub fn requests_per_minute(
             .build_cartesian_2d(x_axis, 0u64..y_top)
             .map_err(|e| e.to_string())?;
         let label_style = (FONT, 13).into_font().color(&LABEL);
-        let desc_style = (FONT, 13).into_font().color(&LABEL);
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -74,50 +84,65 @@ pub fn requests_per_minute(
             .light_line_style(TRANSPARENT)
             .axis_style(AXIS.stroke_width(1))
             .y_labels(6)
-            .x_label_formatter(&|i| clock_label(since_min + *i))
+            .x_label_formatter(&|x| clock_label(since_min + x.div_euclid(SUB)))
             .y_label_formatter(&|v| v.to_string())
             .x_label_style(label_style.clone())
-            .y_label_style(label_style)
+            .y_label_style(label_style.clone())
             .x_desc("time (UTC)")
             .y_desc("requests / min")
-            .axis_desc_style(desc_style)
+            .axis_desc_style(label_style)
             .draw()
             .map_err(|e| e.to_string())?;
 
-        chart
-            .draw_series(
-                AreaSeries::new(
-                    requests.iter().enumerate().map(|(i, v)| (i as i64, *v)),
-                    0,
-                    REQUESTS.mix(0.14),
+        if minutes <= MAX_BAR_MINUTES {
+            // One bar per minute; the interventions part of it in the accent colour.
+            let bar = |i: usize, value: u64, color: RGBColor| {
+                let x = i as i64 * SUB;
+                Rectangle::new([(x + 3, 0), (x + SUB - 3, value)], color.filled())
+            };
+            let nonzero = |values: &[u64]| {
+                values
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .filter(|(_, v)| *v > 0)
+                    .collect::<Vec<_>>()
+            };
+            chart
+                .draw_series(
+                    nonzero(&requests)
+                        .into_iter()
+                        .map(|(i, v)| bar(i, v, REQUESTS)),
                 )
-                .border_style(REQUESTS.stroke_width(2)),
-            )
-            .map_err(|e| e.to_string())?
-            .label("requests")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], REQUESTS.stroke_width(3)));
-        chart
-            .draw_series(LineSeries::new(
-                interventions
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series(
+                    nonzero(&interventions)
+                        .into_iter()
+                        .map(|(i, v)| bar(i, v, INTERVENTIONS)),
+                )
+                .map_err(|e| e.to_string())?;
+        } else {
+            let at_centre = |values: &[u64]| -> Vec<(i64, u64)> {
+                values
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| (i as i64, *v)),
-                INTERVENTIONS.stroke_width(2),
-            ))
-            .map_err(|e| e.to_string())?
-            .label("guardrail interventions")
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], INTERVENTIONS.stroke_width(3))
-            });
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .margin(12)
-            .label_font((FONT, 13).into_font().color(&LABEL))
-            .background_style(WHITE.mix(0.9))
-            .border_style(GRID)
-            .draw()
-            .map_err(|e| e.to_string())?;
+                    .map(|(i, v)| (i as i64 * SUB + SUB / 2, *v))
+                    .collect()
+            };
+            chart
+                .draw_series(
+                    AreaSeries::new(at_centre(&requests), 0, REQUESTS.mix(0.16))
+                        .border_style(REQUESTS.stroke_width(2)),
+                )
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series(LineSeries::new(
+                    at_centre(&interventions),
+                    INTERVENTIONS.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
 
         if peak == 0 {
             let (w, h) = root.dim_in_pixel();
@@ -166,7 +191,7 @@ mod tests {
     fn axis_tops_are_round_with_headroom() {
         assert_eq!(nice_ceiling(0), 5);
         assert_eq!(nice_ceiling(3), 5);
-        assert_eq!(nice_ceiling(9), 20);
+        assert_eq!(nice_ceiling(9), 10);
         assert_eq!(nice_ceiling(42), 50);
         assert_eq!(nice_ceiling(95), 200);
         assert_eq!(nice_ceiling(1000), 2000);
@@ -181,7 +206,7 @@ mod tests {
 
     #[test]
     fn renders_an_svg_with_labels_and_both_series() {
-        let since = 1_700_000_040_000 - 1_700_000_040_000 % 60_000;
+        let since = 1_700_000_040_000;
         let until = since + 60 * 60_000;
         let counts = [
             MinuteCount {
@@ -200,14 +225,32 @@ mod tests {
         assert!(svg.contains("viewBox"));
         assert!(svg.contains("requests / min"));
         assert!(svg.contains("time (UTC)"));
-        assert!(svg.contains("guardrail interventions"));
+        // Bars: one per non-empty minute and series (plus the background rect).
+        assert!(svg.matches("<rect").count() >= 4, "{svg}");
         assert!(!svg.contains("No requests"));
         assert!(!svg.contains("style="), "inline styles would break the CSP");
     }
 
     #[test]
+    fn long_ranges_draw_an_area() {
+        let since = 1_700_000_040_000;
+        let counts = [MinuteCount {
+            minute: since + 600 * 60_000,
+            requests: 4,
+            interventions: 1,
+        }];
+        let svg = requests_per_minute(&counts, since, since + 24 * 60 * 60_000).unwrap();
+        assert!(
+            svg.contains("<polygon") || svg.contains("<path"),
+            "{}",
+            &svg[..200]
+        );
+        assert!(svg.contains("<polyline"));
+    }
+
+    #[test]
     fn empty_ranges_say_so() {
-        let since = 1_700_000_040_000 - 1_700_000_040_000 % 60_000;
+        let since = 1_700_000_040_000;
         let svg = requests_per_minute(&[], since, since + 15 * 60_000).unwrap();
         assert!(svg.contains("No requests in this range yet"));
     }

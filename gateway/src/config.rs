@@ -23,6 +23,9 @@ use crate::guard::policy::GuardrailPolicy;
 pub const ENV_PREFIX: &str = "GOLDEN_PATH_";
 /// The environment variable naming the config file.
 pub const ENV_CONFIG_FILE: &str = "GOLDEN_PATH_CONFIG";
+/// Variables under the prefix that are not config keys: the file's own name, and the console's
+/// Leptos.toml location.
+const ENV_NOT_KEYS: &[&str] = &[ENV_CONFIG_FILE, "GOLDEN_PATH_LEPTOS_TOML"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -271,7 +274,7 @@ impl Config {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
-            if name == ENV_CONFIG_FILE {
+            if ENV_NOT_KEYS.contains(&name.as_str()) {
                 continue;
             }
             let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();

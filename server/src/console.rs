@@ -1,14 +1,18 @@
-//! The console's HTTP surface: Leptos pages and server functions, the built site under
-//! `/pkg`, and two layers around all of it.
+//! The console's HTTP surface: Leptos pages and server functions, the built site's assets under
+//! `/<site-pkg-dir>/` (gzip-compressed; pages are not, so no secret shares a compressed stream
+//! with reflected input), and two layers around all of it.
 //!
 //! - **Session gate** (deny by default): every path needs a live session except `/login`, the
-//!   site assets under `/pkg/`, and the `login`/`logout` server functions. Pages answer a
-//!   missing session with a redirect to `/login`; server functions with 401. Each server
-//!   function checks the session again itself.
+//!   site assets, and the `login`/`logout` server functions. Pages answer a missing session
+//!   with a redirect to `/login`; server functions with 401. Each server function checks the
+//!   session again itself.
 //! - **Security headers** on every response: CSP (pages set their own with the render's
 //!   nonce; everything else gets a locked-down default), `X-Frame-Options: DENY`,
-//!   `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, and `no-store` for
-//!   anything but site assets.
+//!   `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`; `no-store` for
+//!   everything but the assets, which are revalidated (`no-cache`) as their names carry no hash.
+
+use std::path::Path;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -23,21 +27,35 @@ use axum::response::{IntoResponse, Response};
 use leptos::prelude::*;
 use leptos::server_fn::error::FromServerFnError;
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::services::ServeDir;
 
 use app::api::ApiError;
 use app::context::{Console, session_token};
 use app::{App, shell};
 
 /// CSP for responses that are not pages (assets, redirects, server-function answers).
-const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+const DEFAULT_CSP: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-/// Paths reachable without a session.
-fn is_public(path: &str) -> bool {
-    path == "/login" || path == "/api/login" || path == "/api/logout" || is_asset(path)
+/// What the two layers need to know.
+#[derive(Clone)]
+struct Gate {
+    console: Console,
+    /// `/<site-pkg-dir>/`: where the assets are.
+    assets: Arc<str>,
 }
 
-fn is_asset(path: &str) -> bool {
-    path.starts_with("/pkg/")
+impl Gate {
+    fn is_asset(&self, path: &str) -> bool {
+        path.starts_with(&*self.assets)
+    }
+
+    /// Paths reachable without a session.
+    fn is_public(&self, path: &str) -> bool {
+        path == "/login" || path == "/api/login" || path == "/api/logout" || self.is_asset(path)
+    }
 }
 
 /// The console router over `options` (site settings) and `console` (backends).
@@ -51,25 +69,38 @@ pub fn router(options: LeptosOptions, console: Console) -> Router {
         let options = options.clone();
         move || shell(options.clone())
     };
+    let assets_route = options.site_pkg_dir_route_base();
+    let assets = ServiceBuilder::new()
+        .layer(CompressionLayer::new())
+        .service(ServeDir::new(
+            Path::new(&*options.site_root).join(&*options.site_pkg_dir),
+        ));
+    let gate = Gate {
+        console,
+        assets: assets_route.clone().into(),
+    };
     Router::new()
         .leptos_routes_with_context(&options, routes, context.clone(), render)
-        .fallback(leptos_axum::file_and_error_handler_with_context::<LeptosOptions, _>(
-            context, shell,
-        ))
-        .layer(middleware::from_fn_with_state(console, session_gate))
-        .layer(middleware::from_fn(security_headers))
+        .nest_service(assets_route.trim_end_matches('/'), assets)
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            LeptosOptions,
+            _,
+        >(context, shell))
+        .layer(middleware::from_fn_with_state(gate.clone(), session_gate))
+        .layer(middleware::from_fn_with_state(gate, security_headers))
         .with_state(options)
 }
 
 /// Let a request through only with a live session, unless its path is public. A signed-in
 /// visit to `/login` goes to the overview instead.
-async fn session_gate(State(console): State<Console>, req: Request, next: Next) -> Response {
+async fn session_gate(State(gate): State<Gate>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    if is_asset(&path) {
+    if gate.is_asset(&path) {
         return next.run(req).await;
     }
     let user = match session_token(req.headers()) {
-        Some(token) => console
+        Some(token) => gate
+            .console
             .accounts
             .session_user(&token, gateway::now_ms())
             .await
@@ -83,7 +114,7 @@ async fn session_gate(State(console): State<Console>, req: Request, next: Next) 
     match user {
         Some(_) if path == "/login" && is_page_request => see_other("/"),
         Some(_) => next.run(req).await,
-        None if is_public(&path) => next.run(req).await,
+        None if gate.is_public(&path) => next.run(req).await,
         None if path.starts_with("/api/") || !is_page_request => unauthorized(),
         None => see_other("/login"),
     }
@@ -103,8 +134,8 @@ fn unauthorized() -> Response {
     res
 }
 
-async fn security_headers(req: Request, next: Next) -> Response {
-    let asset = is_asset(req.uri().path());
+async fn security_headers(State(gate): State<Gate>, req: Request, next: Next) -> Response {
+    let asset = gate.is_asset(req.uri().path());
     let mut res = next.run(req).await;
     let headers = res.headers_mut();
     headers
@@ -113,8 +144,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    if !asset {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
+    let cache = if asset { "no-cache" } else { "no-store" };
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
     res
 }

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use app::accounts::Accounts;
 use app::context::Console;
-use gateway::config::{Config, ENV_CONFIG_FILE};
+use gateway::config::{Backend, Config, ENV_CONFIG_FILE};
 use gateway::state::AppState;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -49,11 +49,7 @@ pub fn init_tracing() {
 
 /// Run until asked to stop.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    // Our own variable shares the gateway's prefix; keep it out of the gateway's strict loader.
-    let env: Vec<(String, String)> = std::env::vars()
-        .filter(|(name, _)| name != site::ENV_LEPTOS_TOML)
-        .collect();
-    let config = Config::load_from(args.config.as_deref(), &env)?;
+    let config = Config::load(args.config.as_deref())?;
     let options = site::load()?;
 
     std::fs::create_dir_all(&config.data_dir)
@@ -65,6 +61,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         println!("console admin password (shown once): {password}");
     }
 
+    // On the embedded default the gateway runs in this process. A backend that deploys the
+    // gateway elsewhere (Lambda) has to decide here: the match is exhaustive on purpose.
+    match config.backend {
+        Backend::Embedded => {}
+    }
     let gateway_addr = config.server.listen.clone();
     let state = AppState::build(config).await?;
     let console = Console {

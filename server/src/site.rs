@@ -20,7 +20,11 @@ const BUILT_IN: &str = include_str!("../../Leptos.toml");
 pub fn load() -> anyhow::Result<LeptosOptions> {
     let explicit = std::env::var_os(ENV_LEPTOS_TOML).map(PathBuf::from);
     let site_root_from_env = std::env::var_os("LEPTOS_SITE_ROOT").is_some();
-    load_from(explicit.as_deref(), Path::new("Leptos.toml"), site_root_from_env)
+    load_from(
+        explicit.as_deref(),
+        Path::new("Leptos.toml"),
+        site_root_from_env,
+    )
 }
 
 fn load_from(

@@ -13,6 +13,9 @@ pub fn LoginPage() -> impl IntoView {
     let login = ServerAction::<Login>::new();
     let query = use_query_map();
     let pending = login.pending();
+    // Effects run only in the browser: marks the form as enhanced (submits through fetch).
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
     // After a no-JavaScript post the server redirects here with `?error=<code>`; after a fetch
     // the action holds the error itself.
     let message = move || match login.value().get() {
@@ -27,7 +30,11 @@ pub fn LoginPage() -> impl IntoView {
     view! {
         <Title text="Sign in · Golden Path" />
         <main class="center-page login-page">
-            <section class="card narrow login-card">
+            <section
+                class="card narrow login-card"
+                data-testid="login-card"
+                data-hydrated=move || hydrated.get().then_some("true")
+            >
                 <Brand />
                 <h1>"Sign in to the console"</h1>
                 <p class="muted">

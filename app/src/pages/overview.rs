@@ -150,7 +150,19 @@ fn OverviewBody(overview: Overview, loading: ReadSignal<bool>) -> impl IntoView 
         </section>
         <section class="card chart-card" class:loading=move || loading.get()>
             <div class="card-header">
-                <h2>"Requests per minute"</h2>
+                <div class="card-title">
+                    <h2>"Requests per minute"</h2>
+                    <ul class="legend" aria-label="Legend">
+                        <li>
+                            <span class="swatch swatch-requests"></span>
+                            "requests"
+                        </li>
+                        <li>
+                            <span class="swatch swatch-interventions"></span>
+                            "guardrail interventions"
+                        </li>
+                    </ul>
+                </div>
                 <span class="muted small">
                     {range.long_label()} " · updated " {clock_time(generated_ms)} " UTC"
                 </span>

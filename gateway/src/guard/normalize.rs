@@ -96,7 +96,7 @@ fn fold(text: &str) -> Option<Folded> {
         if single && is_ignorable(c) {
             continue;
         }
-        for n in text[a..b].nfkc() {
+        for n in text.get(a..b).unwrap_or("").nfkc() {
             if !is_ignorable(n) {
                 out.push(n, a, b);
             }
@@ -107,7 +107,7 @@ fn fold(text: &str) -> Option<Folded> {
 
 impl Normalizer {
     pub(crate) fn new() -> Result<Normalizer, String> {
-        let spelled = Regex::new(r"[ \t]*[\[({][ \t]*(?i:at|dot)[ \t]*[\])}][ \t]*")
+        let spelled = Regex::new(r"[\[({][ \t]*(?i:at|dot)[ \t]*[\])}]")
             .map_err(|e| format!("built-in normalisation pattern: {e}"))?;
         Ok(Normalizer { spelled })
     }
@@ -146,15 +146,25 @@ impl Normalizer {
                 }
             };
             let mut last = 0;
+            let blank = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
             for m in self.spelled.find_iter(s1) {
-                copy(&mut out, last, m.start());
+                // The spaces around a spelled separator belong to it (`john [at] example`).
+                let mut start = m.start();
+                while start > last && blank(s1.as_bytes().get(start - 1)) {
+                    start -= 1;
+                }
+                let mut end = m.end();
+                while blank(s1.as_bytes().get(end)) {
+                    end += 1;
+                }
+                copy(&mut out, last, start);
                 let c = if m.as_str().bytes().any(|b| b == b'd' || b == b'D') {
                     '.'
                 } else {
                     '@'
                 };
-                out.push(c, orig(m.start(), false), orig(m.end() - 1, true));
-                last = m.end();
+                out.push(c, orig(start, false), orig(end - 1, true));
+                last = end;
             }
             copy(&mut out, last, s1.len());
             return Normalized {

@@ -169,7 +169,7 @@ impl PiiEntity {
             })
         };
         match self {
-            Email => d(EMAIL, 0, None),
+            Email => d(EMAIL, 0, Some(validate_email as Validator)),
             Phone => d(PHONE, 0, Some(validate_phone as Validator)),
             UsSocialSecurityNumber => d(SSN, 0, Some(validate_ssn as Validator)),
             CreditDebitCardNumber => d(CARD, 0, Some(validate_card as Validator)),
@@ -205,12 +205,14 @@ impl PiiEntity {
 }
 
 /// `local@domain.tld` (after normalisation folded `[at]`/`(dot)` spellings), or the fully
-/// spelled `local at domain dot tld` (word `at` only with at least one word `dot`, so "look at
-/// example.com" is not an address).
+/// spelled `local [dot local] at domain dot tld` (word `at` only with at least one word `dot`
+/// after it, so "look at example.com" is not an address; see [`validate_email`]).
 const EMAIL: &str = concat!(
     r"(?-u:\b)[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9][A-Za-z0-9\-]*",
     r"(?:\.[A-Za-z0-9][A-Za-z0-9\-]*)*\.[A-Za-z]{2,24}(?-u:\b)",
-    r"|(?-u:\b)[A-Za-z0-9][A-Za-z0-9._%+\-]*[ \t]{1,3}(?i:at)[ \t]{1,3}[A-Za-z0-9][A-Za-z0-9\-]*",
+    r"|(?-u:\b)[A-Za-z0-9][A-Za-z0-9._%+\-]*",
+    r"(?:[ \t]{1,3}(?i:dot)[ \t]{1,3}[A-Za-z0-9][A-Za-z0-9._%+\-]*)*",
+    r"[ \t]{1,3}(?i:at)[ \t]{1,3}[A-Za-z0-9][A-Za-z0-9\-]*",
     r"(?:[ \t]{1,3}(?i:dot)[ \t]{1,3}[A-Za-z0-9][A-Za-z0-9\-]*)+(?-u:\b)",
 );
 
@@ -304,7 +306,7 @@ pub(crate) fn luhn_valid(d: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// A known issuer prefix (IIN) with a length that issuer uses.
@@ -340,6 +342,23 @@ pub(crate) fn known_issuer(d: &[u8]) -> bool {
         }
         _ => false,
     }
+}
+
+/// A spelled address followed by another word `at` was a false start ("me at john dot doe
+/// at gmail dot com"): reject it, so the search resumes and finds the real one.
+fn validate_email(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    if hay.get(start..end)?.contains('@') {
+        return Some((start, end));
+    }
+    let rest = hay.get(end..)?;
+    let after = rest.trim_start_matches([' ', '\t']);
+    let spaced = after.len() < rest.len();
+    let at = after.get(..2).is_some_and(|w| w.eq_ignore_ascii_case("at"));
+    let then = after.as_bytes().get(2);
+    if spaced && at && matches!(then, Some(b' ' | b'\t')) {
+        return None;
+    }
+    Some((start, end))
 }
 
 fn validate_card(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
@@ -385,7 +404,7 @@ fn validate_phone(hay: &str, start: usize, end: usize) -> Option<(usize, usize)>
     {
         return None;
     }
-    let international = hay[start..].starts_with('+');
+    let international = hay.get(start..).is_some_and(|s| s.starts_with('+'));
     for e in group_ends(hay, start, end) {
         if continues(hay, e) {
             continue;

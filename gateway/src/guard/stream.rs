@@ -458,7 +458,7 @@ mod tests {
         Call +1 (415) 555-0199 or 212 555 0147. SSN 219-45-6789. Host 10.20.30.40 \
         and 2001:db8::ff00:42:8329. Zero\u{200B}width: mar\u{200B}y@exa\u{200C}mple.com \
         ticket EMP-654321; fullwidth ５１０５ １０５１ ０５１０ ５１００ done.\n\
-        Spelled: bob at example dot com ok. aws_secret_access_key = \
+        Spelled: bob at example dot com ok. Also: mike dot ross at law dot com. aws_secret_access_key = \
         wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY end.";
 
     const SECRETS: &[&str] = &[
@@ -476,6 +476,7 @@ mod tests {
         "EMP-654321",
         "５１０５ １０５１ ０５１０ ５１００",
         "bob at example dot com",
+        "mike dot ross at law dot com",
         "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     ];
 
@@ -555,6 +556,54 @@ mod tests {
         let (action, policies) = g.outcome();
         assert_eq!(action, TextAction::Blocked);
         assert_eq!(policies, vec!["pii:AWS_ACCESS_KEY", "pii:EMAIL"]);
+    }
+
+    #[test]
+    fn block_in_random_splits_never_leaks() {
+        for topics in [false, true] {
+            let mut p = full_policy();
+            if !topics {
+                p.topic_policy_config = None;
+            }
+            let e = engine_with(p);
+            let text = "Notes: ping a@b.com.\nThe key is AKIAIOSFODNN7EXAMPLE; rotate it. Done.";
+            let mut rng = Lcg(42);
+            for round in 0..100 {
+                let parts = random_split(text, &mut rng, 1 + round % 9);
+                let r = run(&e, &parts, &["AKIAIOSFODNN7EXAMPLE", "a@b.com"]);
+                assert_eq!(
+                    r.blocked.as_deref(),
+                    Some(
+                        "Sorry, the model's answer was withheld by your organisation's AI policy."
+                    )
+                );
+                assert!(r.released.starts_with("Notes: "), "{}", r.released);
+                assert_eq!(r.outcome.0, TextAction::Blocked);
+                assert!(r.outcome.1.contains(&"pii:AWS_ACCESS_KEY".to_string()));
+            }
+        }
+    }
+
+    #[test]
+    fn hold_back_covers_entities_that_may_grow() {
+        let e = engine_with(full_policy());
+        let g = e.get(&gref()).unwrap();
+        for (pending, held) in [
+            ("hello wor", "wor"),
+            ("hello world ", "world "),
+            ("pay 4111 1111 11", "4111 1111 11"),
+            ("pay 4111 1111 ", "4111 1111 "),
+            ("call +1 (415) 555", "+1 (415) 555"),
+            ("mail john [a", "john [a"),
+            ("mail john at example d", "john at example d"),
+            ("see Project Fal", "Project Fal"),
+            ("line one\n4111", "4111"),
+            ("a, b", "b"),
+            ("   ", ""),
+        ] {
+            let start = hold_back_start(pending, g);
+            assert_eq!(&pending[start..], held, "{pending:?}");
+        }
     }
 
     #[test]

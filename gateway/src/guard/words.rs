@@ -47,7 +47,8 @@ pub(crate) fn fold_key(s: &str) -> String {
             out.push(' ');
         }
         for c in part.chars() {
-            out.extend(c.to_lowercase());
+            // Final sigma folds like sigma, as the regex's case-insensitive match does.
+            out.extend(c.to_lowercase().map(|l| if l == 'ς' { 'σ' } else { l }));
         }
     }
     out
@@ -88,11 +89,22 @@ pub(crate) fn alternation<'a>(words: impl Iterator<Item = &'a str>, bounded: boo
 #[derive(Debug, Clone, Default)]
 pub(crate) struct WordIndex {
     pub(crate) by_key: HashMap<String, usize>,
+    /// The first configured word's rule: blamed when a match's folded text names no word
+    /// (a case-folding corner the key doesn't cover), so the match still blocks.
+    pub(crate) fallback: Option<usize>,
 }
 
 impl WordIndex {
+    pub(crate) fn insert(&mut self, key: String, rule: usize) {
+        self.fallback.get_or_insert(rule);
+        self.by_key.insert(key, rule);
+    }
+
     pub(crate) fn rule_for(&self, matched: &str) -> Option<usize> {
-        self.by_key.get(&fold_key(matched)).copied()
+        self.by_key
+            .get(&fold_key(matched))
+            .copied()
+            .or(self.fallback)
     }
 }
 
@@ -117,5 +129,6 @@ mod tests {
         );
         assert!(!re.is_match("secrets and concatsecret"));
         assert_eq!(fold_key("  Secret \n PROJECT "), "secret project");
+        assert_eq!(fold_key("ΟΔΟΣ"), fold_key("οδος"));
     }
 }

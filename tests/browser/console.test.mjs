@@ -1,0 +1,314 @@
+// Console in headless Chromium, against the real `target/debug/server` binary.
+//
+// Needs, from the workspace root: `cargo build -p server` (and `cargo build -p gateway` for the
+// optional traffic step), `scripts/build-site.sh`, and `npm ci` in this directory.
+// Run: `cd tests/browser && npm test` (or `node --test console.test.mjs`).
+// Env: GOLDEN_PATH_SERVER_BIN, GOLDEN_PATH_GATEWAY_BIN, CHROMIUM_PATH override the defaults.
+// Screenshots go to target/screenshots/.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { chromium } from "playwright-core";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+const serverBin = process.env.GOLDEN_PATH_SERVER_BIN ?? path.join(root, "target/debug/server");
+const gatewayBin = process.env.GOLDEN_PATH_GATEWAY_BIN ?? path.join(root, "target/debug/gateway");
+const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const sitePkg = path.join(root, "target/site/pkg");
+const shots = path.join(root, "target/screenshots");
+const STARTUP_MS = 60_000;
+
+let server;
+let serverExit;
+let serverLog = "";
+let context;
+let dataDir;
+let profileDir;
+let consoleUrl;
+let gatewayUrl;
+let adminPassword;
+const problems = []; // CSP violations and uncaught page errors, checked at the end
+const unwatched = new WeakSet(); // pages whose failures are intended
+
+/** Start the server and resolve with what its stdout announces. */
+function startServer() {
+  return new Promise((resolve, reject) => {
+    server = spawn(serverBin, [], {
+      cwd: root,
+      env: {
+        ...process.env,
+        GOLDEN_PATH_DATA_DIR: dataDir,
+        GOLDEN_PATH_SERVER__LISTEN: "127.0.0.1:0",
+        LEPTOS_SITE_ADDR: "127.0.0.1:0",
+        RUST_LOG: process.env.RUST_LOG ?? "info",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    serverExit = new Promise((done) => server.once("exit", done));
+    const seen = {};
+    let buffered = "";
+    const timer = setTimeout(
+      () => reject(new Error(`server did not announce both listeners in ${STARTUP_MS} ms\n${serverLog}`)),
+      STARTUP_MS,
+    );
+    server.stderr.on("data", (chunk) => {
+      serverLog = (serverLog + chunk).slice(-20_000);
+    });
+    server.stdout.on("data", (chunk) => {
+      buffered += chunk;
+      let newline;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, newline).trim();
+        buffered = buffered.slice(newline + 1);
+        let m;
+        if ((m = line.match(/^console admin password \(shown once\): (\S+)$/))) seen.password = m[1];
+        if ((m = line.match(/^gateway listening on (http:\/\/\S+)$/))) seen.gateway = m[1];
+        if ((m = line.match(/^console listening on (http:\/\/\S+)$/))) seen.console = m[1];
+        if (seen.gateway && seen.console) {
+          clearTimeout(timer);
+          resolve(seen);
+        }
+      }
+    });
+    server.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited early (code ${code}, signal ${signal})\n${serverLog}`));
+    });
+    server.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+async function stopServer() {
+  if (!server || server.exitCode !== null || server.signalCode !== null) return;
+  server.kill("SIGTERM");
+  const timeout = new Promise((r) => setTimeout(() => r("timeout"), 10_000));
+  if ((await Promise.race([serverExit, timeout])) === "timeout") {
+    server.kill("SIGKILL");
+    await serverExit;
+  }
+}
+
+// Last resort if the runner dies between hooks.
+process.on("exit", () => {
+  if (server && server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
+});
+
+before(async () => {
+  for (const [file, hint] of [
+    [serverBin, "cargo build -p server"],
+    [path.join(sitePkg, "console_bg.wasm"), "scripts/build-site.sh"],
+    [chromiumPath, "apt-get install chromium"],
+  ]) {
+    assert.ok(existsSync(file), `${file} is missing: run \`${hint}\` first`);
+  }
+  mkdirSync(shots, { recursive: true });
+  dataDir = mkdtempSync(path.join(tmpdir(), "gp-console-data-"));
+  profileDir = mkdtempSync(path.join(tmpdir(), "gp-console-chromium-"));
+
+  const announced = await startServer();
+  consoleUrl = announced.console;
+  gatewayUrl = announced.gateway;
+  adminPassword = announced.password;
+  assert.ok(adminPassword, "first run must print the admin password");
+  assert.equal(adminPassword.length, 20);
+
+  context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+    viewport: { width: 1280, height: 860 },
+  });
+  context.on("page", watchPage);
+  for (const page of context.pages()) watchPage(page);
+});
+
+after(async () => {
+  await context?.close().catch(() => {});
+  await stopServer();
+  for (const dir of [dataDir, profileDir]) {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function watchPage(page) {
+  page.on("console", (msg) => {
+    if (!unwatched.has(page) && msg.type() === "error" && /Content.Security.Policy/i.test(msg.text())) {
+      problems.push(`CSP: ${msg.text()}`);
+    }
+  });
+  page.on("pageerror", (err) => {
+    if (!unwatched.has(page)) problems.push(`page error: ${err.message}`);
+  });
+}
+
+async function newPage() {
+  const page = await context.newPage();
+  return page;
+}
+
+/** Best effort: send a few requests through the gateway so the chart has data. */
+async function gatewayTraffic(count) {
+  if (!existsSync(gatewayBin)) return 0;
+  let token;
+  try {
+    const { stdout } = await promisify(execFile)(gatewayBin, ["token", "--sub", "browser-test"], {
+      env: { ...process.env, GOLDEN_PATH_DATA_DIR: dataDir },
+    });
+    token = stdout.trim();
+  } catch {
+    return 0;
+  }
+  let ok = 0;
+  for (let i = 0; i < count; i++) {
+    try {
+      const res = await fetch(`${gatewayUrl}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        // Every other prompt carries an e-mail address, which the default guardrail redacts.
+        body: JSON.stringify({
+          model: "dev",
+          messages: [{ role: "user", content: i % 2 ? `mail me at jane.doe${i}@example.com` : `hello ${i}` }],
+        }),
+      });
+      await res.arrayBuffer();
+      if (res.status === 200) ok++;
+    } catch {
+      // The gateway is not this test's subject.
+    }
+  }
+  return ok;
+}
+
+test("without a session, / lands on the sign-in page", async () => {
+  const page = await newPage();
+  const response = await page.goto(`${consoleUrl}/`);
+  assert.equal(new URL(page.url()).pathname, "/login");
+  assert.equal(response.status(), 200);
+  const headers = response.headers();
+  assert.match(headers["content-security-policy"], /script-src 'self' 'nonce-[A-Za-z0-9_-]+' 'wasm-unsafe-eval'/);
+  assert.match(headers["content-security-policy"], /frame-ancestors 'none'/);
+  assert.equal(headers["x-frame-options"], "DENY");
+  assert.equal(headers["x-content-type-options"], "nosniff");
+  assert.equal(headers["referrer-policy"], "no-referrer");
+  await page.waitForSelector("[data-testid=login-card][data-hydrated=true]");
+  await page.screenshot({ path: path.join(shots, "console-login.png") });
+
+  // A server function refuses callers without a session.
+  const denied = await page.request.post(`${consoleUrl}/api/overview`, { form: { range: "1h" } });
+  assert.equal(denied.status(), 401);
+  await page.close();
+});
+
+test("a wrong password gets one generic message", async () => {
+  const page = await newPage();
+  await page.goto(`${consoleUrl}/login`);
+  await page.waitForSelector("[data-testid=login-card][data-hydrated=true]");
+  await page.fill("#login-name", "admin");
+  await page.fill("#login-password", "not-the-password");
+  await page.click("[data-testid=login-submit]");
+  const error = await page.waitForSelector("[data-testid=login-error]");
+  assert.equal(await error.textContent(), "Invalid user name or password.");
+  assert.equal(new URL(page.url()).pathname, "/login");
+  await page.screenshot({ path: path.join(shots, "console-login-error.png") });
+  await page.close();
+});
+
+test("signing in works before the wasm loads (plain form post)", async () => {
+  const page = await newPage();
+  unwatched.add(page); // the blocked module import fails on purpose
+  await page.route(/\/pkg\/.*\.(js|wasm)$/, (route) => route.abort());
+  await page.goto(`${consoleUrl}/login`);
+  await page.fill("#login-name", "admin");
+  await page.fill("#login-password", adminPassword);
+  await Promise.all([page.waitForURL(`${consoleUrl}/`), page.click("[data-testid=login-submit]")]);
+  // Server-rendered overview, complete without JavaScript.
+  await page.waitForSelector("[data-testid=requests-chart] svg");
+  assert.equal(await page.getAttribute("[data-testid=range-control]", "data-hydrated"), null);
+  // Sign out again, still without JavaScript.
+  await Promise.all([page.waitForURL(`${consoleUrl}/login`), page.click("[data-testid=logout]")]);
+  await page.close();
+  await context.clearCookies();
+});
+
+test("sign in, see the chart, change the range after hydration without a reload", async () => {
+  const served = await gatewayTraffic(4);
+  const page = await newPage();
+  await page.goto(`${consoleUrl}/login`);
+  await page.waitForSelector("[data-testid=login-card][data-hydrated=true]");
+  await page.fill("#login-name", "admin");
+  await page.fill("#login-password", adminPassword);
+  await Promise.all([page.waitForURL(`${consoleUrl}/`), page.click("[data-testid=login-submit]")]);
+
+  const cookies = await context.cookies(consoleUrl);
+  const session = cookies.find((c) => c.name === "gp_session");
+  assert.ok(session, "session cookie set");
+  assert.equal(session.httpOnly, true);
+  assert.equal(session.sameSite, "Strict");
+  assert.equal(session.path, "/");
+
+  const chart = "[data-testid=requests-chart]";
+  await page.waitForSelector(`${chart} svg`);
+  const svgText = await page.textContent(`${chart} svg`);
+  assert.match(svgText, /requests \/ min/);
+  assert.match(svgText, /time \(UTC\)/);
+  assert.equal(await page.textContent("[data-testid=current-user] .user-name"), "admin");
+  const requests = Number((await page.textContent("[data-testid=stat-requests]")).replaceAll(",", ""));
+  assert.ok(requests >= served, `overview shows ${requests} requests, the gateway answered ${served}`);
+
+  await page.waitForSelector("[data-testid=range-control][data-hydrated=true]");
+  await page.screenshot({ path: path.join(shots, "console-overview.png"), fullPage: true });
+
+  const before = {
+    range: await page.getAttribute(chart, "data-range"),
+    svg: await page.innerHTML(chart),
+  };
+  assert.equal(before.range, "1h");
+  await page.evaluate(() => {
+    window.__goldenPathNoReload = "still here";
+  });
+
+  const refetch = page.waitForResponse(
+    (r) => r.url().endsWith("/api/overview") && r.request().method() === "POST",
+  );
+  await page.click("[data-testid=range-control] a[data-range='24h']");
+  const response = await refetch;
+  assert.equal(response.status(), 200);
+  await page.waitForSelector(`${chart}[data-range='24h']`);
+
+  assert.equal(await page.evaluate(() => window.__goldenPathNoReload), "still here", "no full page load");
+  assert.equal(new URL(page.url()).searchParams.get("range"), "24h");
+  assert.notEqual(await page.innerHTML(chart), before.svg, "the chart was redrawn");
+  assert.equal(
+    await page.getAttribute("[data-testid=range-control] a[data-range='24h']", "aria-current"),
+    "true",
+  );
+  await page.screenshot({ path: path.join(shots, "console-overview-24h.png"), fullPage: true });
+
+  // Sign out: the session is gone server-side too.
+  await Promise.all([page.waitForURL(`${consoleUrl}/login`), page.click("[data-testid=logout]")]);
+  await page.goto(`${consoleUrl}/`);
+  assert.equal(new URL(page.url()).pathname, "/login");
+  await page.close();
+});
+
+test("no CSP violations or uncaught errors in any page", () => {
+  assert.deepEqual(problems, []);
+});
