@@ -1,7 +1,10 @@
 //! Black-box tests of the `gateway` binary over HTTP: the whole request path on the embedded
 //! default, JWT negatives, throttles, bounded bodies, an OpenAI-compatible upstream, and no
 //! acknowledged record lost to SIGKILL under load.
-#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] fail loudly")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] fail loudly"
+)]
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

@@ -7,11 +7,7 @@
 //! Two modes per round: closed loop at fixed concurrency (throughput) and open loop at a fixed
 //! rate (latency at that rate, measured from each request's scheduled start so a stall is not
 //! hidden).
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "benchmark harness"
-)]
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "benchmark harness")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
