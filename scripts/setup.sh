@@ -24,8 +24,16 @@ apt_install() {
   fi
 }
 
+# Install Debian packages for a command only when the command is missing (a machine may have
+# it from elsewhere, e.g. Node.js from its own repository, whose npm conflicts with Debian's).
+need() {
+  local cmd=$1; shift
+  command -v "$cmd" >/dev/null 2>&1 || apt_install "$@"
+}
+
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
-apt_install pkg-config sqlite3
+need cc gcc
+need pkg-config pkg-config
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "rustup: adding wasm32-unknown-unknown"
@@ -38,7 +46,10 @@ if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BIN
 fi
 
 if $want_test; then
-  apt_install chromium nodejs npm python3-venv
+  need chromium chromium
+  need node nodejs
+  need npm npm
+  python3 -c "import ensurepip, venv" >/dev/null 2>&1 || apt_install python3-venv
   if [[ -f tests/browser/package-lock.json ]] && ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.package-lock.json 2>/dev/null; then
     say "npm: installing the browser test's packages"
     (cd tests/browser && npm ci --silent --no-audit --no-fund)
