@@ -531,7 +531,10 @@ async fn fake_upstream(seen: Arc<Mutex<Vec<Value>>>) -> String {
             let seen = seen.clone();
             async move {
                 seen.lock().unwrap().push(body.clone());
-                let text = format!("upstream saw: {}", body["messages"][0]["content"].as_str().unwrap_or(""));
+                let prompt = body["messages"][0]["content"].as_str().unwrap_or("").to_string();
+                // Asked to "leak", the upstream answers with a credential the output guard blocks.
+                let secret = if prompt.contains("leak") { " here is AKIAIOSFODNN7EXAMPLE for you" } else { "" };
+                let text = format!("upstream saw: {prompt}{secret}");
                 if body["stream"] == json!(true) {
                     let mut sse = String::new();
                     for word in text.split_inclusive(' ') {
@@ -593,8 +596,38 @@ api_key = "sk-upstream-secret"
     .await;
     let text = resp.text().await.unwrap();
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    // A credential in the model's streamed answer ends the stream as content_filter, and no
+    // fragment of it reaches the client.
+    let resp = chat(
+        &gw,
+        &token,
+        json!({"stream": true, "messages": [{"role": "user", "content": "please leak"}]}),
+    )
+    .await;
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("\"finish_reason\":\"content_filter\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("AKIA") && !text.contains("EXAMPLE"),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("data: [DONE]"));
+    let event: String = gw
+        .audit_db()
+        .query_row(
+            "SELECT event_json FROM audit_events WHERE request_id = ?1",
+            [&request_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let event: Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(event["outputAction"], "BLOCKED");
+    assert_eq!(event["guardrailAction"], "INTERVENED");
     let sent = seen.lock().unwrap().clone();
-    assert_eq!(sent.len(), 2);
+    assert_eq!(sent.len(), 3);
     for s in &sent {
         assert_eq!(
             s["model"], "llama3.1:8b",

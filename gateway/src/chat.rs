@@ -599,6 +599,40 @@ fn blocked_stream(
     }
 }
 
+/// What sending one guard step to the client came to.
+struct Delivered {
+    blocked: bool,
+    client_gone: bool,
+}
+
+/// Send what the output guard released (or, on a block, its blocked message) and record it as
+/// delivered.
+async fn deliver(
+    ex: &mut Exchange,
+    tx: &mpsc::Sender<Event>,
+    step: Result<StreamStep, crate::guard::GuardError>,
+) -> Result<Delivered, ApiError> {
+    let (text, blocked) = match step {
+        Ok(StreamStep::Release(safe)) => (safe, false),
+        Ok(StreamStep::Blocked(message)) => (format!("\n\n{message}"), true),
+        Err(e) => {
+            return Err(ApiError::Backend {
+                what: "guardrail",
+                detail: e.to_string(),
+            });
+        }
+    };
+    let mut client_gone = false;
+    if !text.is_empty() {
+        ex.delivered_output.push_str(&text);
+        client_gone = tx.send(chunk(ex, content(text), None, None)).await.is_err();
+    }
+    Ok(Delivered {
+        blocked,
+        client_gone,
+    })
+}
+
 /// Drive the model stream through the output guard to the client, then record. Runs to the
 /// end even if the client goes away, so the request is recorded either way.
 #[expect(
@@ -646,31 +680,17 @@ async fn stream_task(
             None => break,
             Some(Ok(StreamEvent::Delta(text))) => {
                 ex.raw_output.push_str(&text);
-                match guard.push(&text).await {
-                    Ok(StreamStep::Release(safe)) => {
-                        if !safe.is_empty() {
-                            ex.delivered_output.push_str(&safe);
-                            client_gone = tx
-                                .send(chunk(&ex, content(safe), None, None))
-                                .await
-                                .is_err();
+                let step = guard.push(&text).await;
+                match deliver(&mut ex, &tx, step).await {
+                    Ok(d) => {
+                        client_gone = d.client_gone;
+                        if d.blocked {
+                            blocked = true;
+                            break;
                         }
                     }
-                    Ok(StreamStep::Blocked(message)) => {
-                        blocked = true;
-                        let notice = format!("\n\n{message}");
-                        ex.delivered_output.push_str(&notice);
-                        client_gone = tx
-                            .send(chunk(&ex, content(notice), None, None))
-                            .await
-                            .is_err();
-                        break;
-                    }
                     Err(e) => {
-                        failure = Some(ApiError::Backend {
-                            what: "guardrail",
-                            detail: e.to_string(),
-                        });
+                        failure = Some(e);
                         break;
                     }
                 }
@@ -693,31 +713,13 @@ async fn stream_task(
     drop(events);
     ex.model_latency_ms = model_started.elapsed().as_millis() as u64;
     if !blocked && failure.is_none() && !client_gone {
-        match guard.finish().await {
-            Ok(StreamStep::Release(safe)) => {
-                if !safe.is_empty() {
-                    ex.delivered_output.push_str(&safe);
-                    client_gone = tx
-                        .send(chunk(&ex, content(safe), None, None))
-                        .await
-                        .is_err();
-                }
+        let step = guard.finish().await;
+        match deliver(&mut ex, &tx, step).await {
+            Ok(d) => {
+                client_gone = d.client_gone;
+                blocked = d.blocked;
             }
-            Ok(StreamStep::Blocked(message)) => {
-                blocked = true;
-                let notice = format!("\n\n{message}");
-                ex.delivered_output.push_str(&notice);
-                client_gone = tx
-                    .send(chunk(&ex, content(notice), None, None))
-                    .await
-                    .is_err();
-            }
-            Err(e) => {
-                failure = Some(ApiError::Backend {
-                    what: "guardrail",
-                    detail: e.to_string(),
-                })
-            }
+            Err(e) => failure = Some(e),
         }
     }
     let (action, policies) = guard.outcome();
