@@ -757,3 +757,36 @@ async fn openai_python_client_works_unmodified() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `gateway config check` accepts the defaults and names the offending key of a bad file.
+#[test]
+fn config_check_names_unknown_keys_and_bad_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |file: Option<&std::path::Path>| {
+        let mut cmd = std::process::Command::new(e2e::binary("gateway"));
+        cmd.args(["config", "check"])
+            .env("GOLDEN_PATH_DATA_DIR", dir.path());
+        if let Some(f) = file {
+            cmd.arg("--config").arg(f);
+        }
+        cmd.output().unwrap()
+    };
+    let ok = run(None);
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("feature default"));
+
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(
+        &typo,
+        "[server]\nlisten = \"127.0.0.1:9\"\nmax_body_byte = 10\n",
+    )
+    .unwrap();
+    let out = run(Some(&typo));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_body_byte"), "{err}");
+
+    let missing = run(Some(&dir.path().join("nope.toml")));
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read config file"));
+}
