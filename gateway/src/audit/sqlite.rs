@@ -153,8 +153,14 @@ impl SqliteAuditStore {
             restrict_permissions(path);
         }
         configure_writer(&conn, durability)?;
+        // A checkpoint copies the WAL into the database and syncs it, which takes milliseconds;
+        // inside a commit it would stall every request waiting on that commit. The writer never
+        // checkpoints; a thread of its own does, PASSIVE, so it never blocks the writer.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| sql_err("disable automatic checkpoints", &e))?;
 
         let counters = Arc::new(Counters::default());
+        spawn_checkpointer(path, Arc::downgrade(&counters))?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread_counters = Arc::clone(&counters);
         std::thread::Builder::new()
@@ -502,6 +508,28 @@ fn insert(conn: &Connection, payload: &Payload) -> Result<(), AuditError> {
 
 // ---------------------------------------------------------------------------------------------
 // Connections.
+
+/// How often the checkpointer folds the WAL back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Checkpoint the WAL every [`CHECKPOINT_EVERY`] until the store (`alive`) is gone.
+fn spawn_checkpointer(path: &Path, alive: std::sync::Weak<Counters>) -> Result<(), AuditError> {
+    let conn = Connection::open(path).map_err(|e| sql_err("open checkpoint connection", &e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| sql_err("set busy timeout", &e))?;
+    std::thread::Builder::new()
+        .name("audit-checkpoint".into())
+        .spawn(move || {
+            while alive.upgrade().is_some() {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "audit WAL checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| AuditError::Store(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(())
+}
 
 fn configure_writer(conn: &Connection, durability: Durability) -> Result<(), AuditError> {
     conn.busy_timeout(BUSY_TIMEOUT)

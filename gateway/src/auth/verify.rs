@@ -51,14 +51,33 @@ enum Kind {
     Id,
 }
 
+/// Most verified tokens remembered; the cache is emptied when it would grow past this.
+const MAX_CACHED_TOKENS: usize = 10_000;
+
+/// A token already verified: who it names and the window in which it is valid.
+#[derive(Clone)]
+struct Verified {
+    caller: Caller,
+    exp: i64,
+    nbf: Option<i64>,
+}
+
 pub struct Verifier {
     keys: KeyCache,
     expect: Expectations,
+    /// Verified tokens by SHA-256 of the whole compact token, so a client that reuses its token
+    /// (as every client does for its lifetime) pays for the signature check once. Only the time
+    /// checks are repeated on a hit; a token is never trusted past its `exp`.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], Verified>>,
 }
 
 impl Verifier {
     pub fn new(keys: KeyCache, expect: Expectations) -> Verifier {
-        Verifier { keys, expect }
+        Verifier {
+            keys,
+            expect,
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
     }
 
     /// Verify a compact JWS and return the caller, or why it was refused.
@@ -66,6 +85,46 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Rejected("token too large"));
         }
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let mut fingerprint = [0u8; 32];
+        fingerprint.copy_from_slice(digest.as_ref());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let leeway = self.expect.leeway_secs.min(MAX_LEEWAY_SECS) as i64;
+        let cached = self.cache().get(&fingerprint).cloned();
+        if let Some(v) = cached {
+            if now > v.exp + leeway {
+                return Err(AuthError::Rejected("expired"));
+            }
+            if v.nbf.is_some_and(|nbf| now + leeway < nbf) {
+                return Err(AuthError::Rejected("not yet valid"));
+            }
+            return Ok(v.caller);
+        }
+        let (caller, exp, nbf) = self.verify_uncached(token).await?;
+        let mut cache = self.cache();
+        if cache.len() >= MAX_CACHED_TOKENS {
+            cache.clear();
+        }
+        cache.insert(
+            fingerprint,
+            Verified {
+                caller: caller.clone(),
+                exp,
+                nbf,
+            },
+        );
+        Ok(caller)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], Verified>> {
+        match self.verified.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The full check: header, key, signature, claims. Returns the caller and its `exp`/`nbf`.
+    async fn verify_uncached(&self, token: &str) -> Result<(Caller, i64, Option<i64>), AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::Rejected("malformed or unsupported header"))?;
         let kid = check_header(&header)?;
@@ -76,7 +135,13 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<Claims>(token, &key, &self.validation(key_alg))
             .map_err(|e| AuthError::Rejected(reason(e.kind())))?
             .claims;
-        self.check_claims(&claims)
+        let caller = self.check_claims(&claims)?;
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or(AuthError::Rejected("exp not an integer"))?;
+        let nbf = claims.get("nbf").and_then(Value::as_i64);
+        Ok((caller, exp, nbf))
     }
 
     /// Signature with exactly `alg`; `exp`, `iss` and `sub` required; `exp` and `nbf` checked
@@ -595,5 +660,29 @@ mod tests {
         assert!(token.len() > MAX_TOKEN_BYTES);
         assert_eq!(v.verify(&token).await, rejected("token too large"));
         assert_eq!(keys.source.fetches.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_still_expires() {
+        let keys = Keys::new();
+        let mut expect = expectations(TokenUse::Access);
+        expect.leeway_secs = 0;
+        let v = keys.verifier(expect);
+        let mut claims = access_claims();
+        claims["exp"] = json!(now() + 1);
+        let token = keys.es256(&claims);
+        assert_eq!(v.verify(&token).await.expect("fresh").sub, "user-1");
+        // The second call is served from the cache...
+        assert_eq!(v.verify(&token).await.expect("cached").sub, "user-1");
+        // ...until the token's own exp.
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(
+            v.verify(&token).await.expect_err("expired"),
+            AuthError::Rejected("expired")
+        );
+        // A tampered copy is a different cache key, so it gets the full check.
+        let (head, rest) = token.split_at(token.len() - 4);
+        let tampered = format!("{head}{}", if rest == "AAAA" { "BBBB" } else { "AAAA" });
+        assert!(v.verify(&tampered).await.is_err());
     }
 }

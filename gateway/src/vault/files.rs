@@ -1,10 +1,12 @@
 //! Files in the data dir as the embedded object store: object `prompts/2025/01/31/09/<id>` is
 //! the file `<data_dir>/vault/prompts/2025/01/31/09/<id>`.
 //!
-//! Objects are write-once and never torn: `put` writes a hidden temporary file in the target
-//! directory, then hard-links it into place (`link` fails if the name exists, so an
-//! object is never overwritten, and the name appears only once the content is complete) and
-//! removes the temporary name. Written bytes survive `kill -9` (they are in the page cache once
+//! Objects are write-once: `put` creates the object's file exclusively (`O_EXCL`, so an object
+//! is never overwritten) and writes it in one call; a failed write removes the file. One
+//! directory operation per record keeps the file system's metadata work (and its locks) small.
+//! A record is read only through its audit event, which is written after `put` returns, so no
+//! reader sees a record still being written; a process killed mid-write leaves at most a
+//! record that was never acknowledged (opening it reports it malformed). Written bytes survive `kill -9` (they are in the page cache once
 //! `write` returns); with [`Durability::PowerLoss`] the file and its directories are fsynced
 //! too, so the record survives a power loss. Temporary files a killed process left behind are removed by the sweep.
 //!
@@ -16,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use super::{ObjectStore, VaultError};
 use crate::audit::sqlite::Durability;
@@ -96,8 +97,16 @@ pub fn validate_key(key: &str) -> Result<(), VaultError> {
 impl ObjectStore for FileStore {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), VaultError> {
         let path = self.path_of(key)?;
-        let store = self.clone();
-        blocking(move || store.put_blocking(&path, &bytes)).await
+        match self.durability {
+            // A small write to the page cache takes microseconds: doing it here costs less than
+            // the two thread hand-offs of the blocking pool.
+            Durability::Process => self.put_blocking(&path, &bytes),
+            // fsync may take milliseconds: keep it off the async workers.
+            Durability::PowerLoss => {
+                let store = self.clone();
+                blocking(move || store.put_blocking(&path, &bytes)).await
+            }
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, VaultError> {
@@ -150,18 +159,7 @@ impl FileStore {
             attempt += 1;
             let retry = attempt < 3;
             create_private_dirs(dir).map_err(|e| fail("create directory for", e))?;
-            let tmp = dir.join(temp_name()?);
-            match write_new(&tmp, bytes, self.durability == Durability::PowerLoss) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound && retry => continue,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(fail("write", e));
-                }
-            }
-            let linked = std::fs::hard_link(&tmp, path);
-            let _ = std::fs::remove_file(&tmp);
-            match linked {
+            match write_new(path, bytes, self.durability == Durability::PowerLoss) {
                 Ok(()) => break,
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                     return Err(VaultError::Storage(
@@ -169,7 +167,11 @@ impl FileStore {
                     ));
                 }
                 Err(e) if e.kind() == ErrorKind::NotFound && retry => continue,
-                Err(e) => return Err(fail("store", e)),
+                Err(e) => {
+                    // Never leave a partial object behind.
+                    let _ = std::fs::remove_file(path);
+                    return Err(fail("write", e));
+                }
             }
         }
         if self.durability == Durability::PowerLoss {
@@ -194,18 +196,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| VaultError::Storage(format!("vault file task failed: {e}")))?
-}
-
-fn temp_name() -> Result<String, VaultError> {
-    let mut suffix = [0u8; 8];
-    SystemRandom::new()
-        .fill(&mut suffix)
-        .map_err(|_| VaultError::Storage("system random number generator failed".into()))?;
-    Ok(format!(
-        "{TEMP_PREFIX}{}-{}",
-        std::process::id(),
-        hex::encode(suffix)
-    ))
 }
 
 /// Write a new file; fsync it only when `sync` (power-loss durability). Without it the bytes are
