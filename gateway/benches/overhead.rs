@@ -168,6 +168,22 @@ async fn open_loop(t: Arc<Target>, body: Arc<Value>, rate: u64, secs: u64) -> (V
     (lat, errors)
 }
 
+/// CPU seconds (user + system) the process has used so far, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat: indices 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -202,6 +218,7 @@ model = "bench"
         assert!(token_out.status.success(), "{}", String::from_utf8_lossy(&token_out.stderr));
         let token = String::from_utf8(token_out.stdout).unwrap().trim().to_string();
         let mut child = Command::new(gateway).args(["serve", "--config"]).arg(&config).envs(env).stdout(Stdio::piped()).spawn().unwrap();
+        let gateway_pid = child.id();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let gw_base = line.trim().strip_prefix("gateway listening on ").expect("announcement").to_string();
@@ -214,23 +231,29 @@ model = "bench"
         closed_loop(through.clone(), body.clone(), a.concurrency, 1).await;
 
         println!("gateway overhead: {} rounds × {} s, concurrency {}, open-loop rate {}/s", a.rounds, a.secs, a.concurrency, a.rate);
-        println!("{:>5} | {:>10} {:>10} | {:>9} {:>9} {:>9} {:>9} | {:>6}", "round", "direct r/s", "gw r/s", "dir P50", "gw P50", "dir P99", "gw P99", "errors");
+        println!("{:>5} | {:>10} {:>10} | {:>9} {:>9} {:>9} {:>9} | {:>6} | {:>10}", "round", "direct r/s", "gw r/s", "dir P50", "gw P50", "dir P99", "gw P99", "errors", "gw CPU/req");
         let (mut d_rps, mut g_rps, mut add50, mut add99, mut d99s, mut g99s, mut g50s, mut d50s) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        let mut cpus = Vec::new();
         for round in 1..=a.rounds {
             let (dr, de) = closed_loop(direct.clone(), body.clone(), a.concurrency, a.secs).await;
+            let cpu_before = cpu_seconds(gateway_pid);
             let (gr, ge) = closed_loop(through.clone(), body.clone(), a.concurrency, a.secs).await;
+            let cpu_per_request_us = (cpu_seconds(gateway_pid) - cpu_before) / (gr * a.secs as f64) * 1e6;
             let (dl, dle) = open_loop(direct.clone(), body.clone(), a.rate, a.secs).await;
             let (gl, gle) = open_loop(through.clone(), body.clone(), a.rate, a.secs).await;
             let (d50, d99, g50, g99) = (percentile(&dl, 0.5), percentile(&dl, 0.99), percentile(&gl, 0.5), percentile(&gl, 0.99));
-            println!("{round:>5} | {dr:>10.0} {gr:>10.0} | {d50:>7.3}ms {g50:>7.3}ms {d99:>7.3}ms {g99:>7.3}ms | {:>6}", de + ge + dle + gle);
+            println!("{round:>5} | {dr:>10.0} {gr:>10.0} | {d50:>7.3}ms {g50:>7.3}ms {d99:>7.3}ms {g99:>7.3}ms | {:>6} | {cpu_per_request_us:>6.0}µs", de + ge + dle + gle);
+            cpus.push(cpu_per_request_us);
             d_rps.push(dr); g_rps.push(gr); add50.push(g50 - d50); add99.push(g99 - d99);
             d99s.push(d99); g99s.push(g99); d50s.push(d50); g50s.push(g50);
         }
         let (dr, gr) = (median(d_rps), median(g_rps));
+        let cpu = median(cpus);
         println!("\nmedians over {} rounds:", a.rounds);
         println!("  throughput at concurrency {}: direct {dr:.0} req/s, through the gateway {gr:.0} req/s (ratio {:.2})", a.concurrency, gr / dr);
         println!("  at {} req/s: P50 direct {:.3} ms, gateway {:.3} ms; P99 direct {:.3} ms, gateway {:.3} ms",
             a.rate, median(d50s), median(g50s), median(d99s), median(g99s));
+        println!("  gateway CPU per request (user + system, closed loop): {cpu:.0} µs");
         println!("  added latency at {} req/s: P50 +{:.3} ms, P99 +{:.3} ms", a.rate, median(add50), median(add99));
         let _ = child.kill();
         let _ = child.wait();
