@@ -1,5 +1,5 @@
-//! The `gateway` command line: `serve`, `token`, `config check`, `vault open`. Every command
-//! exits non-zero with a one-line message on bad input.
+//! The `gateway` command line: `serve`, `token`, `config check`, `vault open`, `insights`,
+//! `logs import`. Every command exits non-zero with a one-line message on bad input.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +39,11 @@ enum Command {
     /// Prompt vault commands.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Run a Logs Insights query over the audit store.
+    Insights(crate::insights::command::InsightsArgs),
+    /// Log commands (`logs import FILE.jsonl`).
+    #[command(subcommand)]
+    Logs(crate::insights::command::LogsCommand),
 }
 
 #[derive(Args)]
@@ -142,6 +147,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             reason,
             actor,
         }) => vault_open(config, &request_id, &reason, actor).await,
+        Command::Insights(args) => crate::insights::command::insights(&config, &args).await,
+        Command::Logs(cmd) => crate::insights::command::logs(&config, &cmd).await,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod guard;
+pub mod insights;
 pub mod model;
 pub mod openai;
 pub mod router;

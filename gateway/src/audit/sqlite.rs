@@ -38,8 +38,10 @@ pub const MAX_BATCH: usize = 512;
 const MAX_IDLE_READERS: usize = 4;
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// The schema this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The schema this code writes (`PRAGMA user_version`). Version 2 added `log_events`
+/// (imported CloudWatch/audit exports for the Insights engine) and the covering index
+/// `audit_events_metrics`; opening a version-1 database creates both, nothing else changes.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit_events (
@@ -72,6 +74,12 @@ CREATE UNIQUE INDEX IF NOT EXISTS audit_events_request_id ON audit_events (reque
 CREATE INDEX IF NOT EXISTS audit_events_timestamp ON audit_events (timestamp);
 CREATE INDEX IF NOT EXISTS audit_events_user_sub_timestamp ON audit_events (user_sub, timestamp);
 CREATE INDEX IF NOT EXISTS audit_events_feature_timestamp ON audit_events (feature, timestamp);
+-- Covering index for Logs Insights over the metric columns (version 2): `stats … by model`,
+-- `bin()` and friends read this narrow copy instead of the wide rows (which carry event_json).
+CREATE INDEX IF NOT EXISTS audit_events_metrics ON audit_events (
+    timestamp, user_sub, feature, model, status, latency_ms, model_latency_ms, input_tokens,
+    output_tokens, guardrail_action
+);
 
 CREATE TABLE IF NOT EXISTS access_events (
     id         INTEGER PRIMARY KEY,
@@ -84,6 +92,24 @@ CREATE TABLE IF NOT EXISTS access_events (
 );
 CREATE INDEX IF NOT EXISTS access_events_request_id ON access_events (request_id, timestamp);
 CREATE INDEX IF NOT EXISTS access_events_timestamp ON access_events (timestamp);
+
+-- Events imported for offline investigation (`gateway logs import`): the message verbatim
+-- plus CloudWatch's stream metadata; the indexed audit fields are copied out of JSON messages.
+CREATE TABLE IF NOT EXISTS log_events (
+    id             INTEGER PRIMARY KEY,
+    timestamp      INTEGER NOT NULL,
+    ingestion_time INTEGER NOT NULL,
+    log_group      TEXT    NOT NULL,
+    log_stream     TEXT    NOT NULL,
+    message        TEXT    NOT NULL,
+    user_sub       TEXT,
+    feature        TEXT,
+    request_id     TEXT
+);
+CREATE INDEX IF NOT EXISTS log_events_timestamp ON log_events (timestamp);
+CREATE INDEX IF NOT EXISTS log_events_user_sub_timestamp ON log_events (user_sub, timestamp);
+CREATE INDEX IF NOT EXISTS log_events_feature_timestamp ON log_events (feature, timestamp);
+CREATE INDEX IF NOT EXISTS log_events_request_id ON log_events (request_id);
 ";
 
 /// How much a "durable" write survives. Shared by the embedded stores (the vault's
@@ -117,6 +143,23 @@ struct Counters {
     largest_batch: AtomicU64,
 }
 
+/// One imported log event (a row of `log_events`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEventRow {
+    /// Event time, ms since the epoch.
+    pub timestamp: i64,
+    /// When CloudWatch ingested it (the event time for audit-event lines).
+    pub ingestion_time: i64,
+    pub log_group: String,
+    pub log_stream: String,
+    /// The event text exactly as exported.
+    pub message: String,
+    /// Top-level `userSub`, `feature`, `requestId` of a JSON message, for the indexes.
+    pub user_sub: Option<String>,
+    pub feature: Option<String>,
+    pub request_id: Option<String>,
+}
+
 /// The SQLite audit store. Cheap to share behind an `Arc`; dropping it lets the writer thread
 /// finish what is queued and exit.
 pub struct SqliteAuditStore {
@@ -142,6 +185,14 @@ impl SqliteAuditStore {
 
     /// Open the store at `path` with the given durability.
     pub fn open_with(path: &Path, durability: Durability) -> Result<SqliteAuditStore, AuditError> {
+        SqliteAuditStore::open_inner(path, durability, WAL_LIMIT)
+    }
+
+    fn open_inner(
+        path: &Path,
+        durability: Durability,
+        wal_limit: u64,
+    ) -> Result<SqliteAuditStore, AuditError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 AuditError::Store(format!("cannot create {}: {e}", parent.display()))
@@ -161,11 +212,25 @@ impl SqliteAuditStore {
 
         let counters = Arc::new(Counters::default());
         spawn_checkpointer(path, Arc::downgrade(&counters))?;
+        // Under sustained load the checkpointer's PASSIVE passes never catch the writer with
+        // the WAL fully folded back, so the WAL would never restart and grow without bound
+        // (1M events → 20 GB). Past a limit the writer folds the rest back itself, between
+        // transactions, so its next transaction restarts the WAL; the file is then cut back.
+        conn.pragma_update(
+            None,
+            "journal_size_limit",
+            i64::try_from(wal_limit).unwrap_or(i64::MAX),
+        )
+        .map_err(|e| sql_err("set journal_size_limit", &e))?;
+        let wal = WalLimit {
+            path: wal_path(path),
+            limit: wal_limit,
+        };
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread_counters = Arc::clone(&counters);
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run_writer(conn, &queue, &thread_counters))
+            .spawn(move || run_writer(conn, &queue, &thread_counters, &wal))
             .map_err(|e| AuditError::Store(format!("cannot start the audit writer thread: {e}")))?;
 
         Ok(SqliteAuditStore {
@@ -206,6 +271,30 @@ impl SqliteAuditStore {
                     .and_then(|json| parse_event(&json))
             })
             .collect()
+        })
+        .await
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.readers.path
+    }
+
+    /// Append imported events in one transaction on the writer thread (all or none).
+    pub async fn import_log_events(&self, rows: Vec<LogEventRow>) -> Result<(), AuditError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.write(Payload::Imported(rows)).await
+    }
+
+    /// How many imported events are stored.
+    pub async fn imported_count(&self) -> Result<u64, AuditError> {
+        self.read(|conn| {
+            let n: i64 = conn
+                .query_row("SELECT COUNT(*) FROM log_events", [], |r| r.get(0))
+                .map_err(|e| sql_err("count imported events", &e))?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }
@@ -340,6 +429,7 @@ struct Job {
 enum Payload {
     Event(Box<EventRow>),
     Access(AccessEvent),
+    Imported(Vec<LogEventRow>),
 }
 
 /// An audit event converted to column values on the caller's task, so the writer thread only
@@ -374,7 +464,26 @@ impl EventRow {
     }
 }
 
-fn run_writer(mut conn: Connection, queue: &mpsc::Receiver<Job>, counters: &Counters) {
+/// WAL size past which the writer checkpoints itself (see [`SqliteAuditStore::open_with`]).
+const WAL_LIMIT: u64 = 64 << 20;
+
+struct WalLimit {
+    path: PathBuf,
+    limit: u64,
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+fn run_writer(
+    mut conn: Connection,
+    queue: &mpsc::Receiver<Job>,
+    counters: &Counters,
+    wal: &WalLimit,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
@@ -390,6 +499,13 @@ fn run_writer(mut conn: Connection, queue: &mpsc::Receiver<Job>, counters: &Coun
         for (reply, result) in replies.into_iter().zip(results) {
             // The waiter may have gone (request cancelled); the event is committed regardless.
             let _ = reply.send(result);
+        }
+        // After the waiters are answered: fold back what the checkpointer has not yet, so the
+        // next transaction starts the WAL over (PASSIVE: never waits for readers).
+        if std::fs::metadata(&wal.path).is_ok_and(|m| m.len() > wal.limit)
+            && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::warn!(error = %e, "audit WAL checkpoint by the writer failed");
         }
     }
     tracing::debug!("audit writer stopped: every store handle was dropped");
@@ -426,7 +542,11 @@ fn commit_batch(
     if let Err(e) = tx.commit() {
         return failed_all(format!("commit audit transaction: {e}"));
     }
-    let stored = results.iter().filter(|r| r.is_ok()).count() as u64;
+    let stored = results
+        .iter()
+        .zip(payloads)
+        .filter(|(r, p)| r.is_ok() && !matches!(p, Payload::Imported(_)))
+        .count() as u64;
     counters.commits.fetch_add(1, Ordering::Relaxed);
     counters.events.fetch_add(stored, Ordering::Relaxed);
     counters
@@ -503,7 +623,45 @@ fn insert(conn: &Connection, payload: &Payload) -> Result<(), AuditError> {
             })
             .map(|_| ())
             .map_err(|err| sql_err("insert access event", &err)),
+        Payload::Imported(rows) => {
+            // A savepoint makes each imported batch all-or-nothing inside the group commit.
+            conn.execute_batch("SAVEPOINT import_batch")
+                .map_err(|err| sql_err("begin import batch", &err))?;
+            let result = insert_log_events(conn, rows);
+            let end = if result.is_ok() {
+                "RELEASE import_batch"
+            } else {
+                "ROLLBACK TO import_batch; RELEASE import_batch"
+            };
+            conn.execute_batch(end)
+                .map_err(|err| sql_err("end import batch", &err))?;
+            result
+        }
     }
+}
+
+fn insert_log_events(conn: &Connection, rows: &[LogEventRow]) -> Result<(), AuditError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO log_events (timestamp, ingestion_time, log_group, log_stream, message,
+                                     user_sub, feature, request_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(|err| sql_err("insert imported event", &err))?;
+    for r in rows {
+        stmt.execute(params![
+            r.timestamp,
+            r.ingestion_time,
+            r.log_group,
+            r.log_stream,
+            r.message,
+            r.user_sub,
+            r.feature,
+            r.request_id
+        ])
+        .map_err(|err| sql_err("insert imported event", &err))?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -882,6 +1040,95 @@ mod tests {
         assert_eq!(actors, ["alice", "bob", "dave", "carol"]);
         assert_eq!(got[0], access(10, "alice"));
         assert!(store.accesses("req-9").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_version_1_database_is_migrated_and_keeps_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            // The schema as version 1 wrote it: no metrics index, no log_events.
+            let (head, rest) = SCHEMA.split_once("-- Covering index").unwrap();
+            let (_, tail) = rest.split_once(");").unwrap();
+            let v1 = format!("{head}{}", tail.split("-- Events imported").next().unwrap());
+            conn.execute_batch(&v1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO audit_events (timestamp, request_id, user_sub, feature, model,
+                    model_alias, prompt_hash, latency_ms, model_latency_ms, guardrail_id,
+                    guardrail_version, guardrail_action, input_action, output_action, policies,
+                    input_tokens, output_tokens, status, stream, vault_key, source_ip,
+                    user_agent, event_json)
+                 VALUES (1, 'old', 'u', 'f', 'm', 'a', 'h', 1, 1, 'g', '1', 'NONE', 'NONE',
+                    'NONE', '[]', 1, 1, 200, 0, NULL, 'ip', 'ua', ?1)",
+                [serde_json::to_string(&event("old", 1, "NONE")).unwrap()],
+            )
+            .unwrap();
+        }
+        let store = SqliteAuditStore::open(&path).unwrap();
+        assert_eq!(store.count().await.unwrap(), 1);
+        assert!(store.find("old").await.unwrap().is_some());
+        assert_eq!(store.imported_count().await.unwrap(), 0);
+        let row = LogEventRow {
+            timestamp: 5,
+            ingestion_time: 6,
+            log_group: "g".into(),
+            log_stream: "s".into(),
+            message: "{\"userSub\":\"u\"}".into(),
+            user_sub: Some("u".into()),
+            feature: None,
+            request_id: None,
+        };
+        store
+            .import_log_events(vec![row.clone(), row])
+            .await
+            .unwrap();
+        assert_eq!(store.imported_count().await.unwrap(), 2);
+        // Imported events are not audit events.
+        assert_eq!(store.count().await.unwrap(), 1);
+        assert_eq!(store.writer_stats().events, 0);
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'audit_events_metrics'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_wal_stays_bounded_under_sustained_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let limit = 1 << 20;
+        let store =
+            Arc::new(SqliteAuditStore::open_inner(&path, Durability::Process, limit).unwrap());
+        let tasks: Vec<_> = (0..32)
+            .map(|w| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    for k in 0..150 {
+                        let mut e = event(&format!("req-{w}-{k}"), k, "NONE");
+                        e.user_agent = "x".repeat(800);
+                        store.record(&e).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(store.count().await.unwrap(), 32 * 150);
+        // ~10 MB written; without the writer's own checkpoint the WAL keeps all of it.
+        let wal = std::fs::metadata(wal_path(&path)).unwrap().len();
+        assert!(wal <= 3 * limit, "WAL grew to {wal} bytes");
     }
 
     #[tokio::test]

@@ -1,0 +1,175 @@
+//! The Logs Insights engine: the SOC's query language (`../shared/reference/insights-language.md`)
+//! run by the gateway itself over the embedded audit store, with the semantics decisions A1–A31.
+//!
+//! Shape: [`parser`] (text → [`ast::Query`], precise errors) → [`plan`] (names → slots, rules,
+//! output columns, push-down) → [`exec`] (streaming stages, hash aggregation, top-k) fed by a
+//! backend. [`InsightsBackend`] is the narrow edge a backend fills: [`store::SqliteInsights`] on
+//! the embedded default; CloudWatch Logs Insights in AWS later (it runs the query text as is).
+//! [`import`] loads JSON-lines exports (audit events or CloudWatch events) for offline work;
+//! [`output`] prints results as a table, JSON or CSV.
+
+pub mod ast;
+pub mod command;
+pub mod event;
+pub mod exec;
+pub mod functions;
+pub mod import;
+pub mod output;
+pub mod parser;
+pub mod plan;
+pub mod store;
+pub mod value;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use ast::Query;
+pub use parser::{ParseError, parse};
+
+/// Rows returned when a query has no `limit` (A27).
+pub const DEFAULT_LIMIT: usize = 10_000;
+/// The most rows a query may ask for.
+pub const MAX_LIMIT: usize = 100_000;
+
+/// The events a query covers: `[start_ms, end_ms]`, both ends inclusive (StartQuery's range
+/// is inclusive, A18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeRange {
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+impl TimeRange {
+    /// StartQuery's epoch-second bounds; the end second is included up to its last ms.
+    pub fn from_secs(start: i64, end: i64) -> TimeRange {
+        TimeRange {
+            start_ms: start.saturating_mul(1000),
+            end_ms: end.saturating_mul(1000).saturating_add(999),
+        }
+    }
+
+    /// Everything.
+    pub fn all() -> TimeRange {
+        TimeRange {
+            start_ms: i64::MIN,
+            end_ms: i64::MAX,
+        }
+    }
+}
+
+/// One query to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRequest {
+    pub query: String,
+    pub range: TimeRange,
+    /// Rows to return at most (default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]).
+    pub limit: Option<usize>,
+    /// Give up after this long (the backend's default otherwise).
+    pub timeout: Option<Duration>,
+}
+
+impl QueryRequest {
+    pub fn new(query: impl Into<String>, range: TimeRange) -> QueryRequest {
+        QueryRequest {
+            query: query.into(),
+            range,
+            limit: None,
+            timeout: None,
+        }
+    }
+}
+
+/// One cell of a result row, as GetQueryResults gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultField {
+    pub field: String,
+    pub value: String,
+}
+
+/// One result row: its non-null fields (A3).
+pub type ResultRow = Vec<ResultField>;
+
+/// GetQueryResults' `statistics`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryStatistics {
+    pub records_matched: f64,
+    pub records_scanned: f64,
+    /// Bytes read from the store to answer the query (only the fields it needs).
+    pub bytes_scanned: f64,
+}
+
+/// GetQueryResults' `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueryStatus {
+    Scheduled,
+    Running,
+    Complete,
+    Failed,
+    Cancelled,
+    Timeout,
+    Unknown,
+}
+
+/// GetQueryResults' shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryResults {
+    pub results: Vec<ResultRow>,
+    pub statistics: QueryStatistics,
+    pub status: QueryStatus,
+}
+
+/// Stops a running query; cheap to clone and share.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsightsError {
+    #[error("query syntax, {0}")]
+    Parse(#[from] ParseError),
+    #[error("query: {0}")]
+    Plan(String),
+    #[error("{0} is not supported on the embedded backend")]
+    Unsupported(String),
+    #[error(
+        "the query would scan more than {limit} events; narrow the time range or filter on \
+         userSub, feature or requestId first"
+    )]
+    ScanLimit { limit: u64 },
+    #[error("stats produced more than {0} groups; group by fewer or coarser fields")]
+    TooManyGroups(usize),
+    #[error("time range: {0}")]
+    Range(String),
+    #[error("insights store: {0}")]
+    Store(String),
+}
+
+/// What a Logs Insights backend does: run one query over a time range until it completes,
+/// times out or is cancelled. The embedded default is [`store::SqliteInsights`]; the AWS
+/// backend will send the text to StartQuery and poll GetQueryResults behind the same call.
+#[async_trait]
+pub trait InsightsBackend: Send + Sync {
+    async fn run(
+        &self,
+        request: &QueryRequest,
+        cancel: &CancelToken,
+    ) -> Result<QueryResults, InsightsError>;
+}

@@ -1,0 +1,1028 @@
+//! The Logs Insights lexer and recursive-descent parser: query text to [`Query`], or a
+//! [`ParseError`] that says where (line, column) and what was expected.
+//!
+//! The lexer is driven by the parser because `/` means division in an expression but starts a
+//! regex after `like`, `=~` and in `parse`. Keywords are case-insensitive; field names are not.
+
+use std::fmt;
+
+use super::ast::{BinaryOp, Command, Expr, Item, KEYWORDS, ParsePattern, Query, SortKey};
+
+/// Where a query stops making sense, and what would have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ParseError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// What the parser expected there.
+    pub expected: String,
+    /// What it found instead.
+    pub found: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: expected {}, found {}",
+            self.line, self.column, self.expected, self.found
+        )
+    }
+}
+
+/// The commands the embedded engine knows but cannot run.
+const UNSUPPORTED: &[&str] = &[
+    "pattern",
+    "anomaly",
+    "diff",
+    "unmask",
+    "filterindex",
+    "source",
+    "unnest",
+    "lookup",
+    "logcompare",
+    "addtotals",
+];
+
+/// The valid time units of a period literal (`5m`, `1h`), lower-case.
+pub const PERIOD_UNITS: &[&str] = &[
+    "ms",
+    "msec",
+    "msecs",
+    "millisecond",
+    "milliseconds",
+    "s",
+    "sec",
+    "secs",
+    "second",
+    "seconds",
+    "m",
+    "min",
+    "mins",
+    "minute",
+    "minutes",
+    "h",
+    "hr",
+    "hrs",
+    "hour",
+    "hours",
+    "d",
+    "day",
+    "days",
+    "w",
+    "week",
+    "weeks",
+    "mo",
+    "mon",
+    "mons",
+    "month",
+    "months",
+    "q",
+    "qtr",
+    "qtrs",
+    "quarter",
+    "quarters",
+    "y",
+    "yr",
+    "yrs",
+    "year",
+    "years",
+];
+
+/// Parse a whole query.
+pub fn parse(src: &str) -> Result<Query, ParseError> {
+    let mut p = Parser { src, pos: 0 };
+    let mut commands = Vec::new();
+    if p.peek(false)?.kind == Tok::Eof {
+        return Ok(Query { commands });
+    }
+    loop {
+        commands.push(p.command()?);
+        let t = p.peek(false)?;
+        match t.kind {
+            Tok::Eof => break,
+            Tok::Pipe => {
+                p.bump(false)?;
+            }
+            _ => return Err(p.error_at(&t, "'|' or the end of the query")),
+        }
+    }
+    Ok(Query { commands })
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident { name: String, quoted: bool },
+    Int(i64),
+    Float(f64),
+    Period(u64, String),
+    Str(String),
+    Regex(String),
+    Pipe,
+    Comma,
+    LParen,
+    RParen,
+    LBracket,
+    RBracket,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Match,
+    Plus,
+    Minus,
+    Star,
+    Slash,
+    Percent,
+    Caret,
+    Eof,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    kind: Tok,
+    start: usize,
+    end: usize,
+    /// Whitespace or a comment came before it.
+    gap: bool,
+}
+
+impl Token {
+    fn keyword(&self) -> Option<String> {
+        match &self.kind {
+            Tok::Ident {
+                name,
+                quoted: false,
+            } => Some(name.to_ascii_lowercase()),
+            _ => None,
+        }
+    }
+
+    fn is_keyword(&self, word: &str) -> bool {
+        matches!(&self.kind, Tok::Ident { name, quoted: false } if name.eq_ignore_ascii_case(word))
+    }
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+fn describe(src: &str, t: &Token) -> String {
+    let text: String = src[t.start..t.end].chars().take(40).collect();
+    match &t.kind {
+        Tok::Eof => "the end of the query".into(),
+        Tok::Ident {
+            name,
+            quoted: false,
+        } if KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(name)) => {
+            format!("keyword '{text}'")
+        }
+        Tok::Ident { .. } => format!("name '{text}'"),
+        Tok::Int(_) | Tok::Float(_) => format!("number {text}"),
+        Tok::Period(..) => format!("period {text}"),
+        Tok::Str(_) => format!("string {text}"),
+        Tok::Regex(_) => format!("regex {text}"),
+        _ => format!("'{text}'"),
+    }
+}
+
+impl<'a> Parser<'a> {
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let before = &self.src[..offset.min(self.src.len())];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+
+    fn error_at(&self, t: &Token, expected: &str) -> ParseError {
+        let (line, column) = self.position(t.start);
+        ParseError {
+            line,
+            column,
+            expected: expected.into(),
+            found: describe(self.src, t),
+        }
+    }
+
+    fn error_offset(&self, offset: usize, expected: &str, found: &str) -> ParseError {
+        let (line, column) = self.position(offset);
+        ParseError {
+            line,
+            column,
+            expected: expected.into(),
+            found: found.into(),
+        }
+    }
+
+    /// Skip whitespace and `#` comments; returns the offset after them.
+    fn skip_trivia(&self, mut i: usize) -> usize {
+        let bytes = self.src.as_bytes();
+        while i < bytes.len() {
+            match bytes[i] {
+                b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+                b'#' => {
+                    while i < bytes.len() && bytes[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                _ => {
+                    // Other Unicode whitespace counts too.
+                    match self.src[i..].chars().next() {
+                        Some(c) if c.is_whitespace() => i += c.len_utf8(),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        i
+    }
+
+    fn peek(&self, regex_ok: bool) -> Result<Token, ParseError> {
+        self.lex(self.pos, regex_ok)
+    }
+
+    fn bump(&mut self, regex_ok: bool) -> Result<Token, ParseError> {
+        let t = self.lex(self.pos, regex_ok)?;
+        self.pos = t.end;
+        Ok(t)
+    }
+
+    fn lex(&self, from: usize, regex_ok: bool) -> Result<Token, ParseError> {
+        let start = self.skip_trivia(from);
+        let gap = start > from;
+        let rest = &self.src[start..];
+        let Some(c) = rest.chars().next() else {
+            return Ok(Token {
+                kind: Tok::Eof,
+                start,
+                end: start,
+                gap,
+            });
+        };
+        let tok = |kind: Tok, len: usize| Token {
+            kind,
+            start,
+            end: start + len,
+            gap,
+        };
+        let two = rest.get(..2).unwrap_or("");
+        Ok(match c {
+            '|' => tok(Tok::Pipe, 1),
+            ',' => tok(Tok::Comma, 1),
+            '(' => tok(Tok::LParen, 1),
+            ')' => tok(Tok::RParen, 1),
+            '[' => tok(Tok::LBracket, 1),
+            ']' => tok(Tok::RBracket, 1),
+            '+' => tok(Tok::Plus, 1),
+            '-' => tok(Tok::Minus, 1),
+            '*' => tok(Tok::Star, 1),
+            '%' => tok(Tok::Percent, 1),
+            '^' => tok(Tok::Caret, 1),
+            '=' if two == "=~" => tok(Tok::Match, 2),
+            '=' if two == "==" => tok(Tok::Eq, 2),
+            '=' => tok(Tok::Eq, 1),
+            '!' if two == "!=" => tok(Tok::Ne, 2),
+            '<' if two == "<=" => tok(Tok::Le, 2),
+            '<' if two == "<>" => tok(Tok::Ne, 2),
+            '<' => tok(Tok::Lt, 1),
+            '>' if two == ">=" => tok(Tok::Ge, 2),
+            '>' => tok(Tok::Gt, 1),
+            '/' if regex_ok => {
+                let (text, len) = self.lex_regex(start)?;
+                tok(Tok::Regex(text), len)
+            }
+            '/' => tok(Tok::Slash, 1),
+            '"' | '\'' => {
+                let (text, len) = self.lex_string(start, c)?;
+                tok(Tok::Str(text), len)
+            }
+            '0'..='9' => self.lex_number(start, gap)?,
+            c if c.is_ascii_alphabetic() || c == '_' || c == '@' || c == '`' => {
+                let (name, quoted, len) = self.lex_name(start)?;
+                tok(Tok::Ident { name, quoted }, len)
+            }
+            _ => {
+                return Err(self.error_offset(
+                    start,
+                    "a command, field, value or operator",
+                    &format!("'{c}'"),
+                ));
+            }
+        })
+    }
+
+    fn lex_regex(&self, start: usize) -> Result<(String, usize), ParseError> {
+        let body = &self.src[start + 1..];
+        let mut chars = body.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '/' => return Ok((body[..i].to_string(), i + 2)),
+                _ => {}
+            }
+        }
+        Err(self.error_offset(
+            self.src.len(),
+            "'/' closing the regex",
+            "the end of the query",
+        ))
+    }
+
+    fn lex_string(&self, start: usize, quote: char) -> Result<(String, usize), ParseError> {
+        let body = &self.src[start + 1..];
+        let mut out = String::new();
+        let mut chars = body.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c == quote {
+                return Ok((out, i + 2));
+            }
+            if c == '\\' {
+                match chars.next() {
+                    Some((_, 'n')) => out.push('\n'),
+                    Some((_, 't')) => out.push('\t'),
+                    Some((_, 'r')) => out.push('\r'),
+                    Some((_, e)) => out.push(e),
+                    None => break,
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        Err(self.error_offset(
+            self.src.len(),
+            &format!("{quote} closing the string"),
+            "the end of the query",
+        ))
+    }
+
+    fn lex_number(&self, start: usize, gap: bool) -> Result<Token, ParseError> {
+        let bytes = self.src.as_bytes();
+        let mut i = start;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        let mut is_float = false;
+        if i + 1 < bytes.len() && bytes[i] == b'.' && bytes[i + 1].is_ascii_digit() {
+            is_float = true;
+            i += 1;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+        let digits = &self.src[start..i];
+        // A period literal: digits immediately followed by a unit (`5m`, `100ms`).
+        let unit_end = {
+            let mut j = i;
+            while j < bytes.len() && bytes[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            j
+        };
+        if unit_end > i {
+            let unit = &self.src[i..unit_end];
+            if is_float {
+                return Err(self.error_offset(
+                    start,
+                    "a whole number of time units",
+                    &format!("'{}'", &self.src[start..unit_end]),
+                ));
+            }
+            if !PERIOD_UNITS.contains(&unit.to_ascii_lowercase().as_str()) {
+                return Err(self.error_offset(
+                    i,
+                    "a time unit (ms, s, m, h, d, w, mo, q, y)",
+                    &format!("'{unit}'"),
+                ));
+            }
+            let amount: u64 = digits.parse().map_err(|_| {
+                self.error_offset(start, "a smaller period", &format!("'{digits}'"))
+            })?;
+            return Ok(Token {
+                kind: Tok::Period(amount, unit.to_string()),
+                start,
+                end: unit_end,
+                gap,
+            });
+        }
+        let kind =
+            if is_float {
+                Tok::Float(
+                    digits.parse().map_err(|_| {
+                        self.error_offset(start, "a number", &format!("'{digits}'"))
+                    })?,
+                )
+            } else {
+                match digits.parse::<i64>() {
+                    Ok(n) => Tok::Int(n),
+                    Err(_) => Tok::Float(digits.parse().map_err(|_| {
+                        self.error_offset(start, "a number", &format!("'{digits}'"))
+                    })?),
+                }
+            };
+        Ok(Token {
+            kind,
+            start,
+            end: i,
+            gap,
+        })
+    }
+
+    /// A name: plain characters and backtick-quoted parts, concatenated.
+    fn lex_name(&self, start: usize) -> Result<(String, bool, usize), ParseError> {
+        let mut name = String::new();
+        let mut quoted = false;
+        let mut i = start;
+        let src = self.src;
+        while let Some(c) = src[i..].chars().next() {
+            if c == '`' {
+                quoted = true;
+                let mut j = i + 1;
+                loop {
+                    match src[j..].chars().next() {
+                        None => {
+                            return Err(self.error_offset(
+                                src.len(),
+                                "'`' closing the name",
+                                "the end of the query",
+                            ));
+                        }
+                        Some('`') if src[j + 1..].starts_with('`') => {
+                            name.push('`');
+                            j += 2;
+                        }
+                        Some('`') => {
+                            j += 1;
+                            break;
+                        }
+                        Some(c) => {
+                            name.push(c);
+                            j += c.len_utf8();
+                        }
+                    }
+                }
+                i = j;
+            } else if c.is_ascii_alphanumeric() || c == '_' || c == '@' || c == '.' {
+                name.push(c);
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        Ok((name, quoted, i - start))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Commands.
+
+    fn command(&mut self) -> Result<Command, ParseError> {
+        let t = self.bump(false)?;
+        let Some(word) = t.keyword() else {
+            return Err(self.error_at(
+                &t,
+                "a command (fields, display, filter, stats, sort, limit, parse, dedup)",
+            ));
+        };
+        match word.as_str() {
+            "fields" => Ok(Command::Fields(self.items(false)?)),
+            "display" => Ok(Command::Display(self.names()?)),
+            "filter" | "where" => Ok(Command::Filter(self.expr()?)),
+            "stats" => {
+                let aggregates = self.items(true)?;
+                let by = if self.peek(false)?.is_keyword("by") {
+                    self.bump(false)?;
+                    self.items(false)?
+                } else {
+                    Vec::new()
+                };
+                Ok(Command::Stats { aggregates, by })
+            }
+            "sort" => {
+                let mut keys = Vec::new();
+                loop {
+                    let expr = self.expr()?;
+                    let next = self.peek(false)?;
+                    let descending = if next.is_keyword("desc") {
+                        self.bump(false)?;
+                        true
+                    } else {
+                        if next.is_keyword("asc") {
+                            self.bump(false)?;
+                        }
+                        false
+                    };
+                    keys.push(SortKey { expr, descending });
+                    if !self.eat(&Tok::Comma)? {
+                        break;
+                    }
+                }
+                Ok(Command::Sort(keys))
+            }
+            "limit" => {
+                let t = self.bump(false)?;
+                match t.kind {
+                    Tok::Int(n) if n >= 0 => Ok(Command::Limit(n.unsigned_abs())),
+                    _ => Err(self.error_at(&t, "a whole number of rows")),
+                }
+            }
+            "parse" => self.parse_command(),
+            "dedup" => Ok(Command::Dedup(self.names()?)),
+            w if UNSUPPORTED.contains(&w) => {
+                let name = self.src[t.start..t.end].to_string();
+                let args = self.raw_until_pipe()?;
+                Ok(Command::Unsupported { name, args })
+            }
+            _ => Err(self.error_at(
+                &t,
+                "a command (fields, display, filter, stats, sort, limit, parse, dedup)",
+            )),
+        }
+    }
+
+    fn parse_command(&mut self) -> Result<Command, ParseError> {
+        let next = self.peek(true)?;
+        let field = match next.kind {
+            Tok::Str(_) | Tok::Regex(_) => None,
+            _ => Some(self.name()?),
+        };
+        let t = self.bump(true)?;
+        let pattern = match &t.kind {
+            Tok::Str(s) => ParsePattern::Glob(s.clone()),
+            Tok::Regex(r) => ParsePattern::Regex(r.clone()),
+            _ => {
+                return Err(self.error_at(&t, "a glob pattern in quotes or a regex in slashes"));
+            }
+        };
+        let aliases = if self.peek(false)?.is_keyword("as") {
+            self.bump(false)?;
+            self.names()?
+        } else {
+            Vec::new()
+        };
+        match &pattern {
+            ParsePattern::Glob(g) => {
+                let stars = g.matches('*').count();
+                if stars == 0 || stars != aliases.len() {
+                    return Err(self.error_offset(
+                        t.start,
+                        &format!(
+                            "a glob with one '*' per alias (it has {stars} '*' and {} aliases)",
+                            aliases.len()
+                        ),
+                        &describe(self.src, &t),
+                    ));
+                }
+            }
+            ParsePattern::Regex(_) if !aliases.is_empty() => {
+                return Err(self.error_offset(
+                    t.end,
+                    "named groups (?<name>…) in the regex instead of 'as'",
+                    "'as'",
+                ));
+            }
+            ParsePattern::Regex(_) => {}
+        }
+        Ok(Command::Parse {
+            field,
+            pattern,
+            aliases,
+        })
+    }
+
+    /// The argument text of an unsupported command, up to the next `|`.
+    fn raw_until_pipe(&mut self) -> Result<String, ParseError> {
+        let mut out = String::new();
+        let mut depth = 0usize;
+        loop {
+            let t = self.peek(false)?;
+            match t.kind {
+                Tok::Eof => break,
+                Tok::Pipe if depth == 0 => break,
+                Tok::LParen | Tok::LBracket => depth += 1,
+                Tok::RParen | Tok::RBracket => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            self.bump(false)?;
+            if t.gap && !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&self.src[t.start..t.end]);
+        }
+        Ok(out)
+    }
+
+    fn eat(&mut self, kind: &Tok) -> Result<bool, ParseError> {
+        if &self.peek(false)?.kind == kind {
+            self.bump(false)?;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    fn expect(&mut self, kind: &Tok, what: &str) -> Result<Token, ParseError> {
+        let t = self.bump(false)?;
+        if &t.kind == kind {
+            Ok(t)
+        } else {
+            Err(self.error_at(&t, what))
+        }
+    }
+
+    fn name(&mut self) -> Result<String, ParseError> {
+        let t = self.bump(false)?;
+        match &t.kind {
+            Tok::Ident { name, quoted }
+                if *quoted || !KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(name)) =>
+            {
+                if name.is_empty() {
+                    return Err(self.error_at(&t, "a non-empty field name"));
+                }
+                Ok(name.clone())
+            }
+            _ => Err(self.error_at(&t, "a field name")),
+        }
+    }
+
+    fn names(&mut self) -> Result<Vec<String>, ParseError> {
+        let mut out = vec![self.name()?];
+        while self.eat(&Tok::Comma)? {
+            out.push(self.name()?);
+        }
+        Ok(out)
+    }
+
+    fn items(&mut self, _aggregates: bool) -> Result<Vec<Item>, ParseError> {
+        let mut out = Vec::new();
+        loop {
+            let start = self.pos;
+            let expr = self.expr()?;
+            let text = self.text_between(start, self.pos)?;
+            let alias = if self.peek(false)?.is_keyword("as") {
+                self.bump(false)?;
+                Some(self.name()?)
+            } else {
+                None
+            };
+            out.push(Item { expr, alias, text });
+            if !self.eat(&Tok::Comma)? {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The source of the tokens in `[start, end)`, with whitespace and comments between
+    /// tokens collapsed to one space.
+    fn text_between(&self, start: usize, end: usize) -> Result<String, ParseError> {
+        let mut out = String::new();
+        let mut pos = start;
+        let mut regex_next = false;
+        while pos < end {
+            let t = self.lex(pos, regex_next)?;
+            if t.end > end || t.kind == Tok::Eof {
+                break;
+            }
+            if t.gap && !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&self.src[t.start..t.end]);
+            regex_next = t.is_keyword("like") || t.kind == Tok::Match;
+            pos = t.end;
+        }
+        Ok(out)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Expressions.
+
+    pub(crate) fn expr(&mut self) -> Result<Expr, ParseError> {
+        let mut lhs = self.and_expr()?;
+        while self.peek(false)?.is_keyword("or") {
+            self.bump(false)?;
+            let rhs = self.and_expr()?;
+            lhs = binary(BinaryOp::Or, lhs, rhs);
+        }
+        Ok(lhs)
+    }
+
+    fn and_expr(&mut self) -> Result<Expr, ParseError> {
+        let mut lhs = self.not_expr()?;
+        while self.peek(false)?.is_keyword("and") {
+            self.bump(false)?;
+            let rhs = self.not_expr()?;
+            lhs = binary(BinaryOp::And, lhs, rhs);
+        }
+        Ok(lhs)
+    }
+
+    fn not_expr(&mut self) -> Result<Expr, ParseError> {
+        if self.peek(false)?.is_keyword("not") {
+            self.bump(false)?;
+            return Ok(Expr::Not(Box::new(self.not_expr()?)));
+        }
+        self.cmp_expr()
+    }
+
+    fn cmp_expr(&mut self) -> Result<Expr, ParseError> {
+        let lhs = self.add_expr()?;
+        let t = self.peek(false)?;
+        let op = match t.kind {
+            Tok::Eq => Some(BinaryOp::Eq),
+            Tok::Ne => Some(BinaryOp::Ne),
+            Tok::Lt => Some(BinaryOp::Lt),
+            Tok::Le => Some(BinaryOp::Le),
+            Tok::Gt => Some(BinaryOp::Gt),
+            Tok::Ge => Some(BinaryOp::Ge),
+            _ => None,
+        };
+        if let Some(op) = op {
+            self.bump(false)?;
+            let rhs = self.add_expr()?;
+            return Ok(binary(op, lhs, rhs));
+        }
+        if t.kind == Tok::Match {
+            self.bump(false)?;
+            let regex = self.pattern_operand()?;
+            return Ok(Expr::Matches {
+                expr: Box::new(lhs),
+                regex: Box::new(regex),
+            });
+        }
+        let mut negated = false;
+        let mut word = t.keyword();
+        if word.as_deref() == Some("not") {
+            // `a not like …` / `a not in […]`
+            let after = self.lex(t.end, false)?;
+            match after.keyword().as_deref() {
+                Some("like") | Some("in") => {
+                    self.bump(false)?;
+                    negated = true;
+                    word = after.keyword();
+                }
+                _ => return Ok(lhs),
+            }
+        }
+        match word.as_deref() {
+            Some("like") => {
+                self.bump(false)?;
+                let pattern = self.pattern_operand()?;
+                Ok(Expr::Like {
+                    expr: Box::new(lhs),
+                    pattern: Box::new(pattern),
+                    negated,
+                })
+            }
+            Some("in") => {
+                self.bump(false)?;
+                self.expect(&Tok::LBracket, "'[' starting the list")?;
+                let mut list = Vec::new();
+                if !self.eat(&Tok::RBracket)? {
+                    loop {
+                        list.push(self.expr()?);
+                        if self.eat(&Tok::Comma)? {
+                            continue;
+                        }
+                        self.expect(&Tok::RBracket, "',' or ']' ending the list")?;
+                        break;
+                    }
+                }
+                Ok(Expr::In {
+                    expr: Box::new(lhs),
+                    list,
+                    negated,
+                })
+            }
+            _ => Ok(lhs),
+        }
+    }
+
+    /// The right side of `like` / `=~`: a regex, or an ordinary operand.
+    fn pattern_operand(&mut self) -> Result<Expr, ParseError> {
+        let t = self.peek(true)?;
+        if let Tok::Regex(r) = t.kind {
+            self.bump(true)?;
+            return Ok(Expr::Regex(r));
+        }
+        self.add_expr()
+    }
+
+    fn add_expr(&mut self) -> Result<Expr, ParseError> {
+        let mut lhs = self.mul_expr()?;
+        loop {
+            let op = match self.peek(false)?.kind {
+                Tok::Plus => BinaryOp::Add,
+                Tok::Minus => BinaryOp::Sub,
+                _ => return Ok(lhs),
+            };
+            self.bump(false)?;
+            let rhs = self.mul_expr()?;
+            lhs = binary(op, lhs, rhs);
+        }
+    }
+
+    fn mul_expr(&mut self) -> Result<Expr, ParseError> {
+        let mut lhs = self.unary()?;
+        loop {
+            let op = match self.peek(false)?.kind {
+                Tok::Star => BinaryOp::Mul,
+                Tok::Slash => BinaryOp::Div,
+                Tok::Percent => BinaryOp::Mod,
+                _ => return Ok(lhs),
+            };
+            self.bump(false)?;
+            let rhs = self.unary()?;
+            lhs = binary(op, lhs, rhs);
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr, ParseError> {
+        if self.peek(false)?.kind == Tok::Minus {
+            self.bump(false)?;
+            return Ok(Expr::Neg(Box::new(self.unary()?)));
+        }
+        let base = self.primary()?;
+        if self.peek(false)?.kind == Tok::Caret {
+            self.bump(false)?;
+            let exponent = self.unary()?;
+            return Ok(binary(BinaryOp::Pow, base, exponent));
+        }
+        Ok(base)
+    }
+
+    fn primary(&mut self) -> Result<Expr, ParseError> {
+        let t = self.bump(false)?;
+        match t.kind {
+            Tok::Int(n) => Ok(Expr::Int(n)),
+            Tok::Float(x) => Ok(Expr::Float(x)),
+            Tok::Period(amount, unit) => Ok(Expr::Period { amount, unit }),
+            Tok::Str(s) => Ok(Expr::Str(s)),
+            Tok::LParen => {
+                let e = self.expr()?;
+                self.expect(&Tok::RParen, "')'")?;
+                Ok(e)
+            }
+            Tok::Ident { ref name, quoted } => {
+                if !quoted && KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(name)) {
+                    return Err(self.error_at(&t, "an expression"));
+                }
+                if name.is_empty() {
+                    return Err(self.error_at(&t, "a non-empty field name"));
+                }
+                let next = self.peek(false)?;
+                if !quoted && next.kind == Tok::LParen && !next.gap {
+                    self.bump(false)?;
+                    let args = self.call_args()?;
+                    return Ok(Expr::Call {
+                        name: name.clone(),
+                        args,
+                    });
+                }
+                Ok(Expr::Field(name.clone()))
+            }
+            _ => Err(self.error_at(&t, "an expression")),
+        }
+    }
+
+    fn call_args(&mut self) -> Result<Vec<Expr>, ParseError> {
+        let mut args = Vec::new();
+        if self.eat(&Tok::RParen)? {
+            return Ok(args);
+        }
+        let t = self.peek(false)?;
+        if t.kind == Tok::Star {
+            let after = self.lex(t.end, false)?;
+            if after.kind == Tok::RParen {
+                self.bump(false)?;
+                self.bump(false)?;
+                return Ok(vec![Expr::Star]);
+            }
+        }
+        loop {
+            args.push(self.expr()?);
+            if self.eat(&Tok::Comma)? {
+                continue;
+            }
+            self.expect(&Tok::RParen, "',' or ')' ending the arguments")?;
+            return Ok(args);
+        }
+    }
+}
+
+fn binary(op: BinaryOp, lhs: Expr, rhs: Expr) -> Expr {
+    Expr::Binary {
+        op,
+        lhs: Box::new(lhs),
+        rhs: Box::new(rhs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(src: &str) -> Query {
+        let q = parse(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        let printed = q.to_string();
+        let again = parse(&printed).unwrap_or_else(|e| panic!("{printed}: {e}"));
+        assert_eq!(q, again, "{src}\n=> {printed}");
+        q
+    }
+
+    #[test]
+    fn parses_the_documented_shapes() {
+        for src in [
+            "fields @timestamp, @message | sort @timestamp desc | limit 20",
+            "filter @message like /Exception/ | stats count(*) as exceptionCount by bin(1h) | sort exceptionCount desc",
+            "FIELDS @timestamp, @message\n    # | filter @message like /delay/\n| SORT @timestamp DESC",
+            "parse @message \"user=*, method:*, latency := *\" as @user, @method, @latency | stats avg(@latency) by @method, @user",
+            "parse @message /(?<user>\\w+) did (?<what>.*)/ | display user, what",
+            "stats sum(packets) as packetsTransferred by srcAddr, dstAddr | sort packetsTransferred desc | limit 15",
+            "filter status in [200, \"201\", 'x'] and userSub not in [\"a\"] or not ispresent(x)",
+            "fields `foo-bar`, @`aws.tag.x:y`, a.b.0.c | dedup `foo-bar`",
+            "stats count(*) by bin(5m) as t | stats max(t) as @t | sort @t",
+            "fields 2 ^ 3 ^ 2 as p, -x ^ 2 as q, (a - b) - (c - d) as r, 10 % 3, a / b * c",
+            "filter x =~ /(?i)abc\\/def/ and y not like \"z\" and z like w",
+            "where latencyMs >= 100 and latencyMs <> 5",
+            "pattern @message | limit 5",
+            "stats avg(latencyMs), pct(latencyMs, 99) by model",
+            "fields datefloor(@timestamp, 1h) as h, fromMillis(toMillis(@timestamp) + 1) as t",
+            "",
+        ] {
+            round_trip(src);
+        }
+    }
+
+    #[test]
+    fn keywords_are_case_insensitive_names_are_not() {
+        let a = parse("FILTER A = 1 AND B IN [1] | STATS COUNT(*) AS n BY c").unwrap();
+        let b = parse("filter A = 1 and B in [1] | stats COUNT(*) as n by c").unwrap();
+        assert_eq!(a, b);
+        assert_ne!(parse("fields a").unwrap(), parse("fields A").unwrap());
+    }
+
+    #[test]
+    fn unaliased_items_keep_their_text() {
+        let q = round_trip("stats  sum(x)/1024 # kb\n , count( * ) by bin(5m)");
+        let Command::Stats { aggregates, by } = &q.commands[0] else {
+            panic!()
+        };
+        assert_eq!(aggregates[0].name(), "sum(x)/1024");
+        assert_eq!(aggregates[1].name(), "count( * )");
+        assert_eq!(by[0].name(), "bin(5m)");
+    }
+
+    #[test]
+    fn errors_say_where_and_what() {
+        let e = parse("fields a\n| filter b = ").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 14));
+        assert_eq!(e.expected, "an expression");
+        assert_eq!(e.found, "the end of the query");
+
+        let e = parse("fields a,\n  | limit 5").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 3));
+
+        let e = parse("stats count(*) by bin(5x)").unwrap_err();
+        assert!(e.expected.contains("time unit"), "{e}");
+        assert_eq!(e.column, 24);
+
+        let e = parse("fields a | frobnicate b").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("line 1, column 12: expected a command"),
+            "{e}"
+        );
+
+        let e = parse("parse @message \"a=* b=*\" as x").unwrap_err();
+        assert!(e.expected.contains("2 '*' and 1 aliases"), "{e}");
+
+        let e = parse("filter a like /abc").unwrap_err();
+        assert!(e.expected.contains("closing the regex"), "{e}");
+
+        let e = parse("limit -1").unwrap_err();
+        assert_eq!(e.expected, "a whole number of rows");
+
+        let e = parse("fields by").unwrap_err();
+        assert_eq!(e.found, "keyword 'by'");
+    }
+
+    #[test]
+    fn precedence() {
+        let q = parse("filter a or b and not c = 1 + 2 * 3").unwrap();
+        assert_eq!(
+            q.commands[0].to_string(),
+            "filter a or b and not c = 1 + 2 * 3"
+        );
+        let q = parse("fields (a or b) and c, -(a + b), (a ^ b) ^ c").unwrap();
+        assert_eq!(
+            q.commands[0].to_string(),
+            "fields (a or b) and c, -(a + b), (a ^ b) ^ c"
+        );
+    }
+}
