@@ -141,10 +141,18 @@ impl CancelToken {
     }
 }
 
+impl From<ParseError> for InsightsError {
+    fn from(e: ParseError) -> InsightsError {
+        InsightsError::Parse(e)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum InsightsError {
+    /// Not `#[source]`: the message already carries the parse error, and a chain printer
+    /// (`{:#}`) would print it twice.
     #[error("query syntax, {0}")]
-    Parse(#[from] ParseError),
+    Parse(ParseError),
     #[error("query: {0}")]
     Plan(String),
     #[error("{0} is not supported on the embedded backend")]
