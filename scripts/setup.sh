@@ -55,9 +55,10 @@ if $want_test; then
     say "npm: installing the browser test's packages"
     (cd tests/browser && npm ci --silent --no-audit --no-fund)
   fi
-  if [[ ! -x .venv-test/bin/python ]] || ! .venv-test/bin/python -c 'import openai' 2>/dev/null; then
-    say "pip: installing the OpenAI Python client for the client test"
-    python3 -m venv .venv-test
+  if ! cmp -s tests/python/requirements.txt .venv-test/requirements.installed 2>/dev/null; then
+    say "pip: installing the Python test clients (tests/python/requirements.txt)"
+    [[ -x .venv-test/bin/python ]] || python3 -m venv .venv-test
     .venv-test/bin/pip install -q -r tests/python/requirements.txt
+    cp tests/python/requirements.txt .venv-test/requirements.installed
   fi
 fi

@@ -1,5 +1,5 @@
 //! The `gateway` command line: `serve`, `token`, `config check`, `vault open`, `insights`,
-//! `logs import`. Every command exits non-zero with a one-line message on bad input.
+//! `logs import`, `guard`. Every command exits non-zero with a one-line message on bad input.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +44,8 @@ enum Command {
     /// Log commands (`logs import FILE.jsonl`).
     #[command(subcommand)]
     Logs(crate::insights::command::LogsCommand),
+    /// Apply a guardrail to stdin (ApplyGuardrail-shaped output), or issue an API access key.
+    Guard(crate::guard::cli::GuardArgs),
 }
 
 #[derive(Args)]
@@ -149,6 +151,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => vault_open(config, &request_id, &reason, actor).await,
         Command::Insights(args) => crate::insights::command::insights(&config, &args).await,
         Command::Logs(cmd) => crate::insights::command::logs(&config, &cmd).await,
+        Command::Guard(args) => {
+            let stdin = std::io::stdin();
+            crate::guard::cli::run(
+                &config,
+                &args,
+                &mut stdin.lock(),
+                &mut std::io::stdout().lock(),
+            )
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use crate::auth::jwks::{HttpJwks, KeyCache, KeySource};
 use crate::auth::verify::{Expectations, Verifier};
 use crate::config::{Backend, Config};
 use crate::guard::Guardrail;
-use crate::guard::engine::EmbeddedGuardrails;
+use crate::guard::registry::Registry;
 use crate::model::Provider;
 use crate::throttle::Throttle;
 use crate::throttle::local::LocalThrottle;
@@ -29,6 +29,8 @@ pub struct AppState {
     pub issuer: Option<Arc<LocalIssuer>>,
     pub throttle: Arc<dyn Throttle>,
     pub guardrails: Arc<dyn Guardrail>,
+    /// The guardrail registry behind `guardrails` and the Bedrock-compatible API.
+    pub registry: Arc<Registry>,
     /// Providers by model alias.
     pub models: Arc<BTreeMap<String, Provider>>,
     pub audit: Arc<dyn AuditStore>,
@@ -73,8 +75,10 @@ impl AppState {
             },
         );
 
-        let guardrails = EmbeddedGuardrails::new(&config.guardrails)
-            .map_err(|e| anyhow::anyhow!("guardrail configuration: {e}"))?;
+        let registry = Arc::new(
+            crate::guard::registry::open_seeded(&config)
+                .map_err(|e| anyhow::anyhow!("guardrail registry: {e}"))?,
+        );
         let mut models = BTreeMap::new();
         for (alias, model) in &config.models {
             let provider = Provider::from_config(model)
@@ -91,7 +95,8 @@ impl AppState {
             verifier: Arc::new(verifier),
             issuer,
             throttle: Arc::new(LocalThrottle::new()),
-            guardrails: Arc::new(guardrails),
+            guardrails: registry.clone(),
+            registry,
             models: Arc::new(models),
             audit: Arc::new(audit),
             vault,

@@ -1,42 +1,50 @@
-//! The embedded guardrail engine (first cut): normalisation, PII detection with validation
-//! (EMAIL, PHONE, US SSN, card numbers with Luhn, IP, AWS access and secret keys), custom
-//! regexes, custom words, the managed PROFANITY list, denied topics; BLOCK and ANONYMIZE per
-//! direction. Results have ApplyGuardrail's meaning: any BLOCK match replaces the whole text
-//! with the blocked message; otherwise ANONYMIZE matches become `{TYPE}` placeholders and every
-//! byte outside them is the caller's original text.
+//! The embedded guardrail engine: normalisation, the 31 PII types with validation, custom
+//! regexes, custom words and the managed PROFANITY list, denied topics, content filters
+//! (including PROMPT_ATTACK); BLOCK, ANONYMIZE and NONE (detect-only) per direction. Results
+//! have ApplyGuardrail's meaning: any BLOCK match replaces the whole text with the blocked
+//! message; otherwise ANONYMIZE matches become `{TYPE}` placeholders and every byte outside
+//! them is the caller's original text. [`CompiledGuardrail::assess`] returns the full
+//! ApplyGuardrail-shaped assessment ([`assess`](super::assess)).
 //!
 //! How one text is guarded ([`CompiledGuardrail::guard`]):
-//! 1. [`normalize`](super::normalize) it (NFKC, invisible characters, `[at]`/`[dot]`), keeping
-//!    a map back to the original;
-//! 2. one pass of the guardrail's [`RegexSet`] (every PII detector, custom regex and word list)
-//!    says which matchers can match at all; only those run, each with its validator;
-//! 3. denied topics classify the text sentence by sentence ([`topic`](super::topic));
-//! 4. hits map back to original spans; overlapping ANONYMIZE hits merge into one span whose
+//! 1. [`normalize`](super::normalize) it (NFKC, invisible characters, confusables, other
+//!    scripts' digits, `[at]`/`[dot]`), keeping a map back to the original;
+//! 2. one pass of an Aho-Corasick automaton over the cue literals of the contextual detectors
+//!    ("passport", "routing", "cvv", ...) says which of them can match at all; those and the
+//!    structured detectors and custom regexes run (each regex has its own literal prefilter),
+//!    each with its validator. (A `RegexSet` over all ~45 patterns was measured 3x slower: its
+//!    lazy DFA thrashes.)
+//! 3. words: one leftmost-longest Aho-Corasick pass over the normalized text (ASCII
+//!    case-insensitive, whole words, phrases across any whitespace), and an anchored lookup of
+//!    each leetspeak-folded run of letters mixed with digits or `@`/`$`/`!` (`sh1t`,
+//!    `b@nanas`);
+//! 4. sentence-level policies on `text[from..]`: denied topics ([`topic`](super::topic)) per
+//!    sentence, content filters ([`content`](super::content)) on the whole;
+//! 5. hits map back to original spans; overlapping ANONYMIZE hits merge into one span whose
 //!    placeholder is the longest hit's (config order breaks ties).
 //!
 //! Decisions worth knowing:
-//! - Every Bedrock PII type name is accepted; the types [`PiiEntity::is_detected`] reports as
-//!   not yet detected (NAME, ADDRESS, AGE, URL, USERNAME, PASSWORD, ... 24 of the 31) load
-//!   silently and never match, until the full-parity issue adds their detectors.
-//! - A PII entity or regex with action `NONE` is detect-only: it appears in `policies` (as in
-//!   Bedrock's assessment) but never changes the text or the action. `inputEnabled: false` /
-//!   `outputEnabled: false` switch a direction off entirely (not evaluated, not reported).
-//! - Custom words and PROFANITY always BLOCK (Bedrock's word policy has no anonymize), matched
-//!   whole-word and case-insensitively; denied topics always BLOCK.
-//! - Every configured guardrail answers to versions "1" and "DRAFT" until the registry lands.
+//! - A PII entity, regex, word, topic or filter whose action is `NONE` is detect-only: it
+//!   appears in `policies` (as in Bedrock's assessment) but never changes the text or the
+//!   action. `inputEnabled: false` / `outputEnabled: false` switch a direction off entirely.
+//! - Words, topics and content filters BLOCK (Bedrock has no anonymize for them).
 //! - Limits, checked at compile time with an error naming the guardrail and the field: at most
 //!   30 regexes of at most 500 characters each (compiled size bounded too), 10,000 words of at
-//!   most 100 characters, 30 topics.
+//!   most 100 characters, 30 topics, 6 content filters.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use async_trait::async_trait;
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::{Regex, RegexBuilder};
 
+use super::content::ContentClassifier;
 use super::normalize::{Normalized, Normalizer};
 use super::pii::{PiiEntity, Validator};
-use super::policy::{GuardrailPolicy, PiiAction};
+use super::policy::{
+    BlockAction, ContentFilterType, Directions, GuardrailPolicy, PiiAction, Strength,
+};
 use super::stream::EmbeddedStreamGuard;
 use super::topic::{self, TopicIndex};
 use super::words::{self, WordIndex};
@@ -53,7 +61,7 @@ pub const MAX_WORDS: usize = 10_000;
 pub const MAX_WORD_LEN: usize = 100;
 /// Denied topics per guardrail (Bedrock's limit).
 pub const MAX_TOPICS: usize = 30;
-/// The versions every configured guardrail answers to.
+/// The versions every configured guardrail answers to (without a registry).
 pub const VERSIONS: [&str; 2] = ["1", "DRAFT"];
 
 /// What one match does, weakest first.
@@ -72,6 +80,13 @@ impl Action {
             PiiAction::None => Action::Detect,
         }
     }
+
+    fn from_block(a: BlockAction) -> Action {
+        match a {
+            BlockAction::Block => Action::Block,
+            BlockAction::None => Action::Detect,
+        }
+    }
 }
 
 /// Effective action in one direction; `None` when the direction is disabled.
@@ -82,26 +97,53 @@ fn effective(action: PiiAction, over: Option<PiiAction>, enabled: Option<bool>) 
     Some(Action::from_policy(over.unwrap_or(action)))
 }
 
+fn effective_block(d: &Directions, source: Source) -> Option<Action> {
+    let (action, enabled) = match source {
+        Source::Input => (d.input_action, d.input_enabled),
+        Source::Output => (d.output_action, d.output_enabled),
+    };
+    if enabled == Some(false) {
+        return None;
+    }
+    Some(Action::from_block(action.unwrap_or(BlockAction::Block)))
+}
+
+/// What a rule is, for assessments.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RuleKind {
+    Pii(PiiEntity),
+    Regex { name: String, pattern: String },
+    Word(String),
+    Profanity,
+    Topic(String),
+    Content(ContentFilterType),
+}
+
 /// One reportable policy: its name in outcomes, its placeholder, its action per direction.
 #[derive(Debug, Clone)]
-struct Rule {
-    policy: String,
+pub(crate) struct Rule {
+    pub(crate) kind: RuleKind,
+    pub(crate) policy: String,
     placeholder: String,
     input: Option<Action>,
     output: Option<Action>,
+    /// Content filters: the strength per direction.
+    pub(crate) strength: (Strength, Strength),
 }
 
 impl Rule {
-    fn blocking(policy: String) -> Rule {
+    fn new(kind: RuleKind, policy: String, input: Option<Action>, output: Option<Action>) -> Rule {
         Rule {
+            kind,
             policy,
             placeholder: String::new(),
-            input: Some(Action::Block),
-            output: Some(Action::Block),
+            input,
+            output,
+            strength: (Strength::None, Strength::None),
         }
     }
 
-    fn action(&self, source: Source) -> Option<Action> {
+    pub(crate) fn action(&self, source: Source) -> Option<Action> {
         match source {
             Source::Input => self.input,
             Source::Output => self.output,
@@ -109,29 +151,26 @@ impl Rule {
     }
 }
 
-/// Which rule a matcher's hits belong to.
-#[derive(Debug, Clone, Copy)]
-enum Target {
-    Rule(usize),
-    /// A custom word: the rule is looked up from the matched text.
-    Words,
-}
-
 #[derive(Debug, Clone)]
 struct Matcher {
     regex: Regex,
-    target: Target,
+    rule: usize,
     /// Capture group that is the entity (0 = whole match).
     group: usize,
     validate: Option<Validator>,
+    /// The detector's anchor literals (empty: always runs).
+    anchored: &'static [&'static str],
 }
 
+/// One match, in original-text offsets.
 #[derive(Debug, Clone, Copy)]
-struct Hit {
-    start: usize,
-    end: usize,
-    rule: usize,
-    action: Action,
+pub(crate) struct Hit {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) rule: usize,
+    pub(crate) action: Action,
+    /// Content filters: the confidence found.
+    pub(crate) confidence: Strength,
 }
 
 /// The result of guarding `text[from..]`.
@@ -158,42 +197,249 @@ impl Verdict {
 }
 
 /// State shared by every guardrail of one engine: built-in patterns compile once.
-struct Shared {
+pub(crate) struct Shared {
     normalizer: Normalizer,
     weak: HashSet<String>,
-    pii: HashMap<PiiEntity, Regex>,
+    pii: HashMap<&'static str, Regex>,
+    content: ContentClassifier,
 }
 
 impl Shared {
-    fn pii_regex(&mut self, entity: PiiEntity, pattern: &str) -> Result<Regex, String> {
-        if let Some(r) = self.pii.get(&entity) {
+    pub(crate) fn new() -> Result<Shared, String> {
+        Ok(Shared {
+            normalizer: Normalizer::new()?,
+            weak: topic::weak_stems(),
+            pii: HashMap::new(),
+            content: ContentClassifier::new()?,
+        })
+    }
+
+    fn pii_regex(&mut self, entity: PiiEntity, pattern: &'static str) -> Result<Regex, String> {
+        if let Some(r) = self.pii.get(pattern) {
             return Ok(r.clone());
         }
-        let r =
-            Regex::new(pattern).map_err(|e| format!("built-in {} pattern: {e}", entity.name()))?;
-        self.pii.insert(entity, r.clone());
+        let r = RegexBuilder::new(pattern)
+            .size_limit(16 << 20)
+            .build()
+            .map_err(|e| format!("built-in {} pattern: {e}", entity.name()))?;
+        self.pii.insert(pattern, r.clone());
         Ok(r)
     }
+}
+
+/// Leetspeak folding (same byte length, so offsets carry over).
+fn leet(b: u8) -> Option<u8> {
+    Some(match b {
+        b'0' => b'o',
+        b'1' | b'!' => b'i',
+        b'3' => b'e',
+        b'4' | b'@' => b'a',
+        b'5' | b'$' => b's',
+        b'7' => b't',
+        _ => return None,
+    })
+}
+
+/// Custom words and the managed list: one automaton over ASCII words, an alternation regex
+/// over the few words with non-ASCII letters.
+#[derive(Debug, Default)]
+struct WordMatcher {
+    ac: Option<AhoCorasick>,
+    /// Per automaton pattern: its rule.
+    ac_rules: Vec<usize>,
+    /// Whether any pattern spans whitespace (the haystack's whitespace runs then collapse).
+    phrases: bool,
+    unicode: Option<Regex>,
+    unicode_index: WordIndex,
+}
+
+fn alnum_edge(c: Option<char>) -> bool {
+    c.is_some_and(char::is_alphanumeric)
+}
+
+impl WordMatcher {
+    fn is_empty(&self) -> bool {
+        self.ac.is_none() && self.unicode.is_none()
+    }
+
+    /// Word hits in normalized offsets: (start, end, rule).
+    fn find(&self, hay: &str, out: &mut Vec<(usize, usize, usize)>) {
+        if let Some(ac) = &self.ac {
+            let collapsed = if self.phrases { collapse_ws(hay) } else { None };
+            let (text, map): (&str, Option<&[usize]>) = match &collapsed {
+                Some((t, m)) => (t.as_str(), Some(m.as_slice())),
+                None => (hay, None),
+            };
+            let back = |i: usize| map.and_then(|m| m.get(i).copied()).unwrap_or(i);
+            let mut push = |s: usize, e: usize, p: usize| {
+                if let Some(&rule) = self.ac_rules.get(p) {
+                    let os = back(s);
+                    let oe = if e == 0 { 0 } else { back(e - 1) + 1 };
+                    out.push((os, oe.min(hay.len()), rule));
+                }
+            };
+            scan(ac, text, &mut push);
+            leet_scan(ac, text, &mut push);
+        }
+        if let Some(re) = &self.unicode {
+            for m in re.find_iter(hay) {
+                if let Some(rule) = self.unicode_index.rule_for(m.as_str()) {
+                    out.push((m.start(), m.end(), rule));
+                }
+            }
+        }
+    }
+}
+
+/// Leetspeak: each run of ASCII letters mixed with digits or `@` `$` `!` is folded and looked
+/// up as one whole word (`sh1t`, `b@nanas`).
+fn leet_scan(ac: &AhoCorasick, text: &str, push: &mut impl FnMut(usize, usize, usize)) {
+    let b = text.as_bytes();
+    let is_run = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'@' | b'$' | b'!');
+    let mut i = 0;
+    while i < b.len() {
+        if !b.get(i).copied().is_some_and(is_run) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while b.get(i).copied().is_some_and(is_run) {
+            i += 1;
+        }
+        let mut end = i;
+        while end > start && b.get(end - 1) == Some(&b'!') {
+            end -= 1;
+        }
+        let Some(run) = b.get(start..end) else {
+            continue;
+        };
+        let letters = run.iter().any(u8::is_ascii_alphabetic);
+        let leet_chars = run.iter().any(|&c| leet(c).is_some());
+        let non_ascii_before = start > 0 && b.get(start - 1).is_some_and(|c| *c >= 0x80);
+        let non_ascii_after = b.get(i).is_some_and(|c| *c >= 0x80);
+        if !letters || !leet_chars || non_ascii_before || non_ascii_after || run.len() > 64 {
+            continue;
+        }
+        let folded: Vec<u8> = run.iter().map(|&c| leet(c).unwrap_or(c)).collect();
+        let input = aho_corasick::Input::new(&folded).anchored(aho_corasick::Anchored::Yes);
+        if let Ok(Some(m)) = ac.try_find(input)
+            && m.end() == folded.len()
+        {
+            push(start, end, m.pattern().as_usize());
+        }
+    }
+}
+
+/// Leftmost-longest automaton matches of `text` at word boundaries; when the longest match at
+/// a position is not bounded ("secret project" in "secret projector"), shorter ones at the
+/// same start are tried.
+pub(crate) fn scan(ac: &AhoCorasick, text: &str, push: &mut impl FnMut(usize, usize, usize)) {
+    let bounded = |s: usize, e: usize| -> bool {
+        let Some(word) = text.get(s..e) else {
+            return false;
+        };
+        let first = word.chars().next();
+        let last = word.chars().next_back();
+        let before = text.get(..s).and_then(|t| t.chars().next_back());
+        let after = text.get(e..).and_then(|t| t.chars().next());
+        !((alnum_edge(first) && alnum_edge(before)) || (alnum_edge(last) && alnum_edge(after)))
+    };
+    let mut pos = 0;
+    while pos < text.len() {
+        let Ok(Some(m)) = ac.try_find(aho_corasick::Input::new(text).range(pos..)) else {
+            break;
+        };
+        let (s, mut e) = (m.start(), m.end());
+        let mut pattern = m.pattern().as_usize();
+        let mut tries = 0;
+        while !bounded(s, e) {
+            tries += 1;
+            let shorter = aho_corasick::Input::new(text)
+                .range(s..e.saturating_sub(1))
+                .anchored(aho_corasick::Anchored::Yes);
+            match ac.try_find(shorter) {
+                Ok(Some(x)) if x.end() > s && tries < 16 => {
+                    e = x.end();
+                    pattern = x.pattern().as_usize();
+                }
+                _ => {
+                    e = s;
+                    break;
+                }
+            }
+        }
+        if e > s {
+            push(s, e, pattern);
+            pos = e;
+        } else {
+            // No word starts here: resume at the next character, so a match hidden inside
+            // this one ("project" in "xsecret project") is still found.
+            pos = next_char(text, s);
+        }
+    }
+}
+
+/// `hay` with every whitespace run folded to one space, and per output byte its input offset;
+/// `None` when there is nothing to fold.
+fn collapse_ws(hay: &str) -> Option<(String, Vec<usize>)> {
+    let b = hay.as_bytes();
+    let needs = b
+        .windows(2)
+        .any(|w| matches!(w, [x, y] if x.is_ascii_whitespace() && y.is_ascii_whitespace()))
+        || b.iter().any(|&c| c.is_ascii_whitespace() && c != b' ');
+    if !needs {
+        return None;
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut map = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c.is_ascii_whitespace() {
+            out.push(b' ');
+            map.push(i);
+            while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+                i += 1;
+            }
+        } else {
+            out.push(c);
+            map.push(i);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok().map(|s| (s, map))
+}
+
+/// Hits and content confidences for one text.
+#[derive(Debug, Default)]
+pub(crate) struct Evaluation {
+    pub(crate) hits: Vec<Hit>,
 }
 
 /// One guardrail policy, compiled.
 #[derive(Debug)]
 pub struct CompiledGuardrail {
-    rules: Vec<Rule>,
+    pub(crate) rules: Vec<Rule>,
     matchers: Vec<Matcher>,
-    set: Option<RegexSet>,
-    words: WordIndex,
+    /// One automaton over every anchored detector's literals.
+    anchors: Option<AhoCorasick>,
+    /// Per anchor literal: the matchers it switches on.
+    anchor_targets: Vec<Vec<usize>>,
+    words: WordMatcher,
     topics: TopicIndex,
+    /// Content filter rules, by category.
+    content_rules: Vec<(ContentFilterType, usize)>,
+    content: Option<ContentClassifier>,
     /// Lower-cased words that sit before the last word of a multi-word custom phrase: the
     /// streaming hold-back keeps them until the phrase can no longer complete.
     phrase_words: HashSet<String>,
     blocked_input: String,
     blocked_output: String,
     normalizer: Normalizer,
+    pub(crate) policy: GuardrailPolicy,
 }
 
 impl CompiledGuardrail {
-    fn compile(
+    pub(crate) fn compile(
         id: &str,
         policy: &GuardrailPolicy,
         shared: &mut Shared,
@@ -201,7 +447,6 @@ impl CompiledGuardrail {
         let err = |field: &str, msg: String| format!("guardrail '{id}': {field}: {msg}");
         let mut rules: Vec<Rule> = Vec::new();
         let mut matchers: Vec<Matcher> = Vec::new();
-        let mut set_patterns: Vec<String> = Vec::new();
 
         if let Some(sip) = &policy.sensitive_information_policy_config {
             let mut seen = HashSet::new();
@@ -223,23 +468,25 @@ impl CompiledGuardrail {
                     ));
                 }
                 let rule = rules.len();
-                rules.push(Rule {
-                    policy: format!("pii:{}", entity.name()),
-                    placeholder: format!("{{{}}}", entity.name()),
-                    input: effective(cfg.action, cfg.input_action, cfg.input_enabled),
-                    output: effective(cfg.action, cfg.output_action, cfg.output_enabled),
-                });
-                if let Some(det) = entity.detector() {
+                let mut r = Rule::new(
+                    RuleKind::Pii(entity),
+                    format!("pii:{}", entity.name()),
+                    effective(cfg.action, cfg.input_action, cfg.input_enabled),
+                    effective(cfg.action, cfg.output_action, cfg.output_enabled),
+                );
+                r.placeholder = format!("{{{}}}", entity.name());
+                rules.push(r);
+                for det in entity.detectors() {
                     let regex = shared
                         .pii_regex(entity, det.pattern)
                         .map_err(|e| err(&field, e))?;
                     matchers.push(Matcher {
                         regex,
-                        target: Target::Rule(rule),
+                        rule,
                         group: det.group,
                         validate: det.validate,
+                        anchored: det.anchors,
                     });
-                    set_patterns.push(det.pattern.to_string());
                 }
             }
 
@@ -281,25 +528,32 @@ impl CompiledGuardrail {
                     .build()
                     .map_err(|e| err(&pfield, format!("invalid regex: {e}")))?;
                 let rule = rules.len();
-                rules.push(Rule {
-                    policy: format!("regex:{name}"),
-                    placeholder: format!("{{{name}}}"),
-                    input: effective(cfg.action, cfg.input_action, cfg.input_enabled),
-                    output: effective(cfg.action, cfg.output_action, cfg.output_enabled),
-                });
+                let mut r = Rule::new(
+                    RuleKind::Regex {
+                        name: name.to_string(),
+                        pattern: cfg.pattern.clone(),
+                    },
+                    format!("regex:{name}"),
+                    effective(cfg.action, cfg.input_action, cfg.input_enabled),
+                    effective(cfg.action, cfg.output_action, cfg.output_enabled),
+                );
+                r.placeholder = format!("{{{name}}}");
+                rules.push(r);
                 matchers.push(Matcher {
                     regex,
-                    target: Target::Rule(rule),
+                    rule,
                     group: 0,
                     validate: None,
+                    anchored: &[],
                 });
-                set_patterns.push(cfg.pattern.clone());
             }
         }
 
-        let mut word_index = WordIndex::default();
+        let mut word_matcher = WordMatcher::default();
         let mut phrase_words = HashSet::new();
         if let Some(wp) = &policy.word_policy_config {
+            let mut ascii: Vec<String> = Vec::new();
+            let mut unicode: Vec<String> = Vec::new();
             for (i, list) in wp.managed_word_lists_config.iter().enumerate() {
                 if list.list_type != "PROFANITY" {
                     return Err(err(
@@ -311,19 +565,19 @@ impl CompiledGuardrail {
                     ));
                 }
             }
-            if !wp.managed_word_lists_config.is_empty() {
+            if let Some(list) = wp.managed_word_lists_config.first() {
+                let d = list.directions();
                 let rule = rules.len();
-                rules.push(Rule::blocking("word:PROFANITY".to_string()));
-                let pattern = words::alternation(words::PROFANITY.iter().copied(), true);
-                let regex = Regex::new(&pattern)
-                    .map_err(|e| err("wordPolicyConfig.managedWordListsConfig", e.to_string()))?;
-                matchers.push(Matcher {
-                    regex,
-                    target: Target::Rule(rule),
-                    group: 0,
-                    validate: None,
-                });
-                set_patterns.push(words::alternation(words::PROFANITY.iter().copied(), false));
+                rules.push(Rule::new(
+                    RuleKind::Profanity,
+                    "word:PROFANITY".to_string(),
+                    effective_block(&d, Source::Input),
+                    effective_block(&d, Source::Output),
+                ));
+                for w in words::PROFANITY {
+                    ascii.push((*w).to_string());
+                    word_matcher.ac_rules.push(rule);
+                }
             }
 
             if wp.words_config.len() > MAX_WORDS {
@@ -335,7 +589,7 @@ impl CompiledGuardrail {
                     ),
                 ));
             }
-            let mut normalized_words: Vec<String> = Vec::new();
+            let mut keys = HashSet::new();
             for (i, w) in wp.words_config.iter().enumerate() {
                 let field = format!("wordPolicyConfig.wordsConfig[{i}].text");
                 let text = w.text.trim();
@@ -351,33 +605,49 @@ impl CompiledGuardrail {
                 if key.is_empty() {
                     return Err(err(&field, "word has no visible characters".to_string()));
                 }
-                if word_index.by_key.contains_key(&key) {
+                if !keys.insert(key.clone()) {
                     continue;
                 }
                 let parts: Vec<&str> = key.split(' ').collect();
                 if let Some((_, init)) = parts.split_last() {
                     phrase_words.extend(init.iter().map(|p| p.to_string()));
                 }
-                word_index.insert(key, rules.len());
-                rules.push(Rule::blocking(format!("word:{text}")));
-                normalized_words.push(normalized);
-            }
-            if !normalized_words.is_empty() {
-                let bounded = words::alternation(normalized_words.iter().map(String::as_str), true);
-                let regex = RegexBuilder::new(&bounded)
-                    .size_limit(64 << 20)
-                    .build()
-                    .map_err(|e| err("wordPolicyConfig.wordsConfig", e.to_string()))?;
-                matchers.push(Matcher {
-                    regex,
-                    target: Target::Words,
-                    group: 0,
-                    validate: None,
-                });
-                set_patterns.push(words::alternation(
-                    normalized_words.iter().map(String::as_str),
-                    false,
+                let d = w.directions();
+                let rule = rules.len();
+                rules.push(Rule::new(
+                    RuleKind::Word(text.to_string()),
+                    format!("word:{text}"),
+                    effective_block(&d, Source::Input),
+                    effective_block(&d, Source::Output),
                 ));
+                if key.is_ascii() {
+                    ascii.push(key);
+                    word_matcher.ac_rules.push(rule);
+                } else {
+                    word_matcher.unicode_index.insert(key, rule);
+                    unicode.push(normalized);
+                }
+            }
+            if !ascii.is_empty() {
+                word_matcher.phrases = ascii.iter().any(|w| w.contains(' '));
+                word_matcher.ac = Some(
+                    AhoCorasickBuilder::new()
+                        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                        .ascii_case_insensitive(true)
+                        .match_kind(MatchKind::LeftmostLongest)
+                        .start_kind(aho_corasick::StartKind::Both)
+                        .build(&ascii)
+                        .map_err(|e| err("wordPolicyConfig.wordsConfig", e.to_string()))?,
+                );
+            }
+            if !unicode.is_empty() {
+                let bounded = words::alternation(unicode.iter().map(String::as_str), true);
+                word_matcher.unicode = Some(
+                    RegexBuilder::new(&bounded)
+                        .size_limit(64 << 20)
+                        .build()
+                        .map_err(|e| err("wordPolicyConfig.wordsConfig", e.to_string()))?,
+                );
             }
         }
 
@@ -414,8 +684,14 @@ impl CompiledGuardrail {
                         "must not be empty".to_string(),
                     ));
                 }
+                let d = t.directions();
                 let rule = rules.len();
-                rules.push(Rule::blocking(format!("topic:{name}")));
+                rules.push(Rule::new(
+                    RuleKind::Topic(name.to_string()),
+                    format!("topic:{name}"),
+                    effective_block(&d, Source::Input),
+                    effective_block(&d, Source::Output),
+                ));
                 let normalize = |s: &str| shared.normalizer.normalize(s).as_str().to_string();
                 let examples: Vec<String> = t.examples.iter().map(|e| normalize(e)).collect();
                 topics.add(
@@ -428,28 +704,90 @@ impl CompiledGuardrail {
             }
         }
 
-        let set = if set_patterns.is_empty() {
+        topics.finish();
+
+        let mut content_rules = Vec::new();
+        if let Some(cp) = &policy.content_policy_config {
+            for f in &cp.filters_config {
+                if content_rules.iter().any(|(t, _)| *t == f.filter_type) {
+                    return Err(err(
+                        "contentPolicyConfig.filtersConfig",
+                        format!("{} is configured twice", f.filter_type.as_str()),
+                    ));
+                }
+                let d = f.directions();
+                let on = |s: Strength, src: Source| {
+                    if s == Strength::None {
+                        None
+                    } else {
+                        effective_block(&d, src)
+                    }
+                };
+                let rule = rules.len();
+                let mut r = Rule::new(
+                    RuleKind::Content(f.filter_type),
+                    format!("content:{}", f.filter_type.as_str()),
+                    on(f.input_strength, Source::Input),
+                    on(f.output_strength, Source::Output),
+                );
+                r.strength = (f.input_strength, f.output_strength);
+                rules.push(r);
+                content_rules.push((f.filter_type, rule));
+            }
+        }
+
+        let mut anchor_list: Vec<&'static str> = Vec::new();
+        let mut anchor_targets: Vec<Vec<usize>> = Vec::new();
+        for (i, m) in matchers.iter().enumerate() {
+            for a in m.anchored {
+                match anchor_list.iter().position(|x| x == a) {
+                    Some(k) => {
+                        if let Some(t) = anchor_targets.get_mut(k) {
+                            t.push(i);
+                        }
+                    }
+                    None => {
+                        anchor_list.push(a);
+                        anchor_targets.push(vec![i]);
+                    }
+                }
+            }
+        }
+        let anchors = if anchor_list.is_empty() {
             None
         } else {
             Some(
-                RegexSetBuilder::new(&set_patterns)
-                    .size_limit(64 << 20)
-                    .build()
+                AhoCorasickBuilder::new()
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&anchor_list)
                     .map_err(|e| err("sensitiveInformationPolicyConfig", e.to_string()))?,
             )
         };
+        policy.validate().map_err(|e| err("policy", e))?;
 
         Ok(CompiledGuardrail {
             rules,
             matchers,
-            set,
-            words: word_index,
+            anchors,
+            anchor_targets,
+            words: word_matcher,
             topics,
+            content: (!content_rules.is_empty()).then(|| shared.content.clone()),
+            content_rules,
             phrase_words,
             blocked_input: policy.blocked_input_messaging.clone(),
             blocked_output: policy.blocked_outputs_messaging.clone(),
             normalizer: shared.normalizer.clone(),
+            policy: policy.clone(),
         })
+    }
+
+    /// Compile one policy on its own (the CLI's `--policy FILE`, the registry).
+    pub fn from_policy(id: &str, policy: &GuardrailPolicy) -> Result<CompiledGuardrail, String> {
+        let mut shared = Shared::new()?;
+        CompiledGuardrail::compile(id, policy, &mut shared)
     }
 
     /// The guardrail's blocked message for a direction.
@@ -460,8 +798,10 @@ impl CompiledGuardrail {
         }
     }
 
+    /// Whether sentence-level policies (denied topics, content filters) are configured: the
+    /// stream guard then releases text per sentence.
     pub(crate) fn has_topics(&self) -> bool {
-        !self.topics.is_empty()
+        !self.topics.is_empty() || !self.content_rules.is_empty()
     }
 
     /// Whether `token` (raw text) is a word that starts or continues a multi-word custom phrase.
@@ -491,22 +831,47 @@ impl CompiledGuardrail {
         }
     }
 
-    /// Guard `text[from..]`, with `text[..from]` as already-handled left context: hits that end
-    /// inside the context are ignored, a hit that straddles `from` is clipped to it. Topics, when
-    /// asked for, classify `text[from..]` only.
-    pub(crate) fn guard(&self, source: Source, text: &str, from: usize, topics: bool) -> Verdict {
+    /// Every hit in `text[from..]` (see [`guard`](Self::guard)).
+    pub(crate) fn evaluate(
+        &self,
+        source: Source,
+        text: &str,
+        from: usize,
+        sentence: bool,
+    ) -> Evaluation {
         let from = if text.is_char_boundary(from) { from } else { 0 };
         let norm = self.normalizer.normalize(text);
         let hay = norm.as_str();
         let mut hits: Vec<Hit> = Vec::new();
-        if let Some(set) = &self.set {
-            for idx in set.matches(hay).iter() {
-                if let Some(m) = self.matchers.get(idx) {
-                    self.run(m, source, hay, &norm, from, &mut hits);
+        let enabled = self.anchored_matchers(hay);
+        for (i, m) in self.matchers.iter().enumerate() {
+            if enabled
+                .as_ref()
+                .is_none_or(|e| e.get(i).copied().unwrap_or(true))
+            {
+                self.run(m, source, hay, &norm, from, &mut hits);
+            }
+        }
+        self.drop_generic_inside_specific(&mut hits);
+        if !self.words.is_empty() {
+            let mut found = Vec::new();
+            self.words.find(hay, &mut found);
+            for (s, e, rule) in found {
+                if let Some(action) = self.rules.get(rule).and_then(|r| r.action(source)) {
+                    let (os, oe) = norm.to_original(s, e);
+                    if oe > from {
+                        hits.push(Hit {
+                            start: os.max(from),
+                            end: oe,
+                            rule,
+                            action,
+                            confidence: Strength::None,
+                        });
+                    }
                 }
             }
         }
-        if topics && !self.topics.is_empty() {
+        if sentence && self.has_topics() {
             let nfrom = norm.normalized_offset(from);
             let rest = hay.get(nfrom..).unwrap_or("");
             self.topics.classify(rest, |rule| {
@@ -516,11 +881,115 @@ impl CompiledGuardrail {
                         end: from,
                         rule,
                         action,
+                        confidence: Strength::None,
                     });
                 }
             });
+            if let Some(classifier) = &self.content {
+                let scores = classifier.classify(rest, text.get(from..).unwrap_or(""));
+                for (t, rule) in &self.content_rules {
+                    let Some(r) = self.rules.get(*rule) else {
+                        continue;
+                    };
+                    let strength = match source {
+                        Source::Input => r.strength.0,
+                        Source::Output => r.strength.1,
+                    };
+                    let i = ContentFilterType::ALL
+                        .iter()
+                        .position(|c| c == t)
+                        .unwrap_or(0);
+                    let confidence = scores.get(i).copied().unwrap_or_default();
+                    if let Some(action) = r.action(source)
+                        && strength.filters(confidence)
+                    {
+                        hits.push(Hit {
+                            start: from,
+                            end: from,
+                            rule: *rule,
+                            action,
+                            confidence,
+                        });
+                    }
+                }
+            }
         }
+        Evaluation { hits }
+    }
 
+    /// Which matchers can match `hay`: `None` = all; otherwise one pass of the anchor
+    /// automaton switches on the anchored matchers whose literals occur.
+    fn anchored_matchers(&self, hay: &str) -> Option<Vec<bool>> {
+        let ac = self.anchors.as_ref()?;
+        let mut on: Vec<bool> = self
+            .matchers
+            .iter()
+            .map(|m| m.anchored.is_empty())
+            .collect();
+        let mut seen = vec![false; self.anchor_targets.len()];
+        for m in ac.find_overlapping_iter(hay) {
+            let a = m.pattern().as_usize();
+            if let Some(s) = seen.get_mut(a)
+                && !*s
+            {
+                *s = true;
+                for &t in self.anchor_targets.get(a).map_or(&[][..], Vec::as_slice) {
+                    if let Some(o) = on.get_mut(t) {
+                        *o = true;
+                    }
+                }
+            }
+        }
+        Some(on)
+    }
+
+    /// A generic PII hit (PHONE, PIN, ...) inside a specific one's span is the same value seen
+    /// twice: keep the specific one only.
+    fn drop_generic_inside_specific(&self, hits: &mut Vec<Hit>) {
+        let generic = |h: &Hit| matches!(self.rules.get(h.rule).map(|r| &r.kind), Some(RuleKind::Pii(e)) if e.is_generic());
+        if !hits.iter().any(generic) {
+            return;
+        }
+        let mut specific: Vec<(usize, usize)> = hits
+            .iter()
+            .filter(|h| {
+                !generic(h)
+                    && matches!(
+                        self.rules.get(h.rule).map(|r| &r.kind),
+                        Some(RuleKind::Pii(_))
+                    )
+            })
+            .map(|h| (h.start, h.end))
+            .collect();
+        if specific.is_empty() {
+            return;
+        }
+        specific.sort_unstable();
+        hits.retain(|h| {
+            if !generic(h) {
+                return true;
+            }
+            let i = specific.partition_point(|&(s, _)| s <= h.start);
+            !specific
+                .get(..i)
+                .unwrap_or(&[])
+                .iter()
+                .rev()
+                .take(8)
+                .any(|&(s, e)| s <= h.start && h.end <= e)
+        });
+    }
+
+    /// Guard `text[from..]`, with `text[..from]` as already-handled left context: hits that end
+    /// inside the context are ignored, a hit that straddles `from` is clipped to it. Sentence
+    /// policies (topics, content filters), when asked for, classify `text[from..]` only.
+    pub(crate) fn guard(&self, source: Source, text: &str, from: usize, topics: bool) -> Verdict {
+        let from = if text.is_char_boundary(from) { from } else { 0 };
+        let Evaluation { hits } = self.evaluate(source, text, from, topics);
+        self.verdict(text, from, &hits)
+    }
+
+    pub(crate) fn verdict(&self, text: &str, from: usize, hits: &[Hit]) -> Verdict {
         let mut rule_ids: Vec<usize> = hits.iter().map(|h| h.rule).collect();
         rule_ids.sort_unstable();
         rule_ids.dedup();
@@ -540,9 +1009,13 @@ impl CompiledGuardrail {
                 policies,
             };
         }
-        hits.retain(|h| h.action == Action::Anonymize && h.end > h.start);
-        let anonymized = !hits.is_empty();
-        let text = self.render(text, from, &mut hits);
+        let mut anon: Vec<Hit> = hits
+            .iter()
+            .filter(|h| h.action == Action::Anonymize && h.end > h.start)
+            .copied()
+            .collect();
+        let anonymized = !anon.is_empty();
+        let text = self.render(text, from, &mut anon);
         Verdict {
             blocked,
             anonymized,
@@ -561,11 +1034,9 @@ impl CompiledGuardrail {
         from: usize,
         hits: &mut Vec<Hit>,
     ) {
-        if let Target::Rule(r) = m.target
-            && self.rules.get(r).and_then(|r| r.action(source)).is_none()
-        {
+        let Some(action) = self.rules.get(m.rule).and_then(|r| r.action(source)) else {
             return;
-        }
+        };
         let mut pos = 0;
         while pos <= hay.len() {
             let (whole_start, gs, ge) = if m.group == 0 {
@@ -595,22 +1066,15 @@ impl CompiledGuardrail {
                 pos = retry;
                 continue;
             };
-            let rule = match m.target {
-                Target::Rule(r) => Some(r),
-                Target::Words => hay.get(vs..ve).and_then(|s| self.words.rule_for(s)),
-            };
-            if let Some(rule) = rule
-                && let Some(action) = self.rules.get(rule).and_then(|r| r.action(source))
-            {
-                let (os, oe) = norm.to_original(vs, ve);
-                if oe > from {
-                    hits.push(Hit {
-                        start: os.max(from),
-                        end: oe,
-                        rule,
-                        action,
-                    });
-                }
+            let (os, oe) = norm.to_original(vs, ve);
+            if oe > from {
+                hits.push(Hit {
+                    start: os.max(from),
+                    end: oe,
+                    rule: m.rule,
+                    action,
+                    confidence: Strength::None,
+                });
             }
             pos = ve.max(retry);
         }
@@ -658,8 +1122,8 @@ fn next_char(hay: &str, i: usize) -> usize {
         .map_or(1, char::len_utf8)
 }
 
-/// Compiled guardrails, by id. The embedded default's policies come from config; every
-/// configured guardrail answers to version "1" and "DRAFT" until the registry lands.
+/// Compiled guardrails, by id, from configuration only (every one answers to version "1" and
+/// "DRAFT"); the [`registry`](super::registry) is the versioned store the gateway uses.
 #[derive(Debug)]
 pub struct EmbeddedGuardrails {
     guardrails: BTreeMap<String, Arc<CompiledGuardrail>>,
@@ -669,11 +1133,7 @@ impl EmbeddedGuardrails {
     /// Compile every policy; a policy that can't compile (bad regex, unknown entity type) is
     /// an error naming the guardrail and the field.
     pub fn new(policies: &BTreeMap<String, GuardrailPolicy>) -> Result<EmbeddedGuardrails, String> {
-        let mut shared = Shared {
-            normalizer: Normalizer::new()?,
-            weak: topic::weak_stems(),
-            pii: HashMap::new(),
-        };
+        let mut shared = Shared::new()?;
         let mut guardrails = BTreeMap::new();
         for (id, policy) in policies {
             let compiled = CompiledGuardrail::compile(id, policy, &mut shared)?;
@@ -751,6 +1211,11 @@ pub(crate) mod tests {
             sensitive_information_policy_config: None,
             word_policy_config: None,
             topic_policy_config: None,
+            content_policy_config: None,
+            contextual_grounding_policy_config: None,
+            automated_reasoning_policy_config: None,
+            cross_region_config: None,
+            kms_key_id: None,
         }
     }
 
@@ -779,13 +1244,25 @@ pub(crate) mod tests {
             words_config: vec![
                 WordConfig {
                     text: "Project Falcon".into(),
+                    input_action: None,
+                    output_action: None,
+                    input_enabled: None,
+                    output_enabled: None,
                 },
                 WordConfig {
                     text: "bananas".into(),
+                    input_action: None,
+                    output_action: None,
+                    input_enabled: None,
+                    output_enabled: None,
                 },
             ],
             managed_word_lists_config: vec![ManagedWordListConfig {
                 list_type: "PROFANITY".into(),
+                input_action: None,
+                output_action: None,
+                input_enabled: None,
+                output_enabled: None,
             }],
         });
         p
@@ -1050,11 +1527,16 @@ pub(crate) mod tests {
             "host 256.1.1.1",
             "at 12:30:45",
             "use std::io::Read",
-            "mac 00:1A:2B:3C:4D:5E",
             "dead::beef",
         ] {
             untouched(&e, t);
         }
+        redacts(
+            &e,
+            "mac 00:1A:2B:3C:4D:5E",
+            "mac {MAC_ADDRESS}",
+            "pii:MAC_ADDRESS",
+        );
     }
 
     #[test]
@@ -1225,9 +1707,14 @@ pub(crate) mod tests {
             e.contains("piiEntitiesConfig[0].type") && e.contains("'SOCIAL'"),
             "{e}"
         );
-        // Bedrock types not detected yet still load.
+        // Every Bedrock type loads and detects.
         let e = anonymize_all();
-        untouched(&e, "Alice lives at 1 Main Street, she is 42.");
+        redacts(
+            &e,
+            "Alice lives at 1 Main Street, she is 42.",
+            "Alice lives at {ADDRESS}, she is 42.",
+            "pii:ADDRESS",
+        );
     }
 
     #[test]
@@ -1299,6 +1786,341 @@ pub(crate) mod tests {
         );
     }
 
+    /// One positive example per type: the text, and the value that must be replaced.
+    pub(crate) const EXAMPLES: &[(&str, &str, &str)] = &[
+        (
+            "ADDRESS",
+            "Ship it to 742 Evergreen Terrace, Springfield, IL 62704 please.",
+            "742 Evergreen Terrace, Springfield, IL 62704",
+        ),
+        ("AGE", "The patient is 47 years old.", "47"),
+        (
+            "AWS_ACCESS_KEY",
+            "key AKIAIOSFODNN7EXAMPLE here",
+            "AKIAIOSFODNN7EXAMPLE",
+        ),
+        (
+            "AWS_SECRET_KEY",
+            "secret key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
+        (
+            "CA_HEALTH_NUMBER",
+            "My OHIP number is 1234-567-890 AB.",
+            "1234-567-890 AB",
+        ),
+        (
+            "CA_SOCIAL_INSURANCE_NUMBER",
+            "SIN 130 692 544 on file",
+            "130 692 544",
+        ),
+        (
+            "CREDIT_DEBIT_CARD_CVV",
+            "card 4111 1111 1111 1111 CVV: 123",
+            "123",
+        ),
+        (
+            "CREDIT_DEBIT_CARD_EXPIRY",
+            "expires 09/27 on the front",
+            "09/27",
+        ),
+        (
+            "CREDIT_DEBIT_CARD_NUMBER",
+            "pay with 5555-5555-5555-4444 today",
+            "5555-5555-5555-4444",
+        ),
+        (
+            "DRIVER_ID",
+            "driver's license number D1234567 from CA",
+            "D1234567",
+        ),
+        ("EMAIL", "mail jane@example.org now", "jane@example.org"),
+        (
+            "INTERNATIONAL_BANK_ACCOUNT_NUMBER",
+            "IBAN GB82 WEST 1234 5698 7654 32 for wires",
+            "GB82 WEST 1234 5698 7654 32",
+        ),
+        ("IP_ADDRESS", "host 10.20.30.40 is down", "10.20.30.40"),
+        ("LICENSE_PLATE", "license plate 7ABC123 was seen", "7ABC123"),
+        (
+            "MAC_ADDRESS",
+            "nic 3c:22:fb:11:aa:09 up",
+            "3c:22:fb:11:aa:09",
+        ),
+        (
+            "NAME",
+            "Please call Maria Gonzalez tomorrow.",
+            "Maria Gonzalez",
+        ),
+        ("PASSWORD", "my password is Tr0ub4dor&3 ok", "Tr0ub4dor&3"),
+        ("PHONE", "call (415) 555-0100 now", "(415) 555-0100"),
+        ("PIN", "my PIN is 4921 so", "4921"),
+        (
+            "SWIFT_CODE",
+            "SWIFT code DEUTDEFF for the transfer",
+            "DEUTDEFF",
+        ),
+        (
+            "UK_NATIONAL_HEALTH_SERVICE_NUMBER",
+            "NHS number 943 476 5919 registered",
+            "943 476 5919",
+        ),
+        (
+            "UK_NATIONAL_INSURANCE_NUMBER",
+            "NI number AB 12 34 56 C today",
+            "AB 12 34 56 C",
+        ),
+        (
+            "UK_UNIQUE_TAXPAYER_REFERENCE_NUMBER",
+            "my UTR is 1955839661 thanks",
+            "1955839661",
+        ),
+        (
+            "URL",
+            "see https://intranet.example.com/users/42?x=1. Thanks",
+            "https://intranet.example.com/users/42?x=1",
+        ),
+        ("USERNAME", "username: jdoe_1987 and more", "jdoe_1987"),
+        (
+            "US_BANK_ACCOUNT_NUMBER",
+            "checking account number 000123456789 at",
+            "000123456789",
+        ),
+        (
+            "US_BANK_ROUTING_NUMBER",
+            "routing number 021000021 for",
+            "021000021",
+        ),
+        (
+            "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER",
+            "ITIN 912-78-1234 filed",
+            "912-78-1234",
+        ),
+        (
+            "US_PASSPORT_NUMBER",
+            "passport number 123456789 expires",
+            "123456789",
+        ),
+        (
+            "US_SOCIAL_SECURITY_NUMBER",
+            "SSN 123-45-6789 on file",
+            "123-45-6789",
+        ),
+        (
+            "VEHICLE_IDENTIFICATION_NUMBER",
+            "VIN 1M8GDM9AXKP042788 registered",
+            "1M8GDM9AXKP042788",
+        ),
+    ];
+
+    #[test]
+    fn every_type_detects_its_example() {
+        assert_eq!(EXAMPLES.len(), 31);
+        let e = anonymize_all();
+        let mut failures = Vec::new();
+        for (t, text, value) in EXAMPLES {
+            let o = out(&e, text);
+            let (head, tail) = text.split_once(value).unwrap();
+            let ok = o.text.contains(&format!("{{{t}}}"))
+                && !o.text.contains(value)
+                && o.text.ends_with(tail)
+                && o.policies.contains(&format!("pii:{t}"));
+            let _ = head;
+            if !ok {
+                failures.push(format!("{t}: {text:?} -> {:?}", o.text));
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[test]
+    fn look_alikes_are_not_pii() {
+        let e = anonymize_all();
+        for t in [
+            "Order 1234567890 shipped on 2024-03-05 at 10:30.",
+            "Version 2.14.3 fixes bug #45123; see ticket 998877665.",
+            "The meeting is in room 402 on floor 3.",
+            "Invoice INV-2024-000123 totals $1,234.56.",
+            "Tracking 1Z999AA10123456784 arrives Friday.",
+            "We shipped 47 units; the password reset link is below.",
+            "The Mark Twain novel and the Grace period ended in March.",
+            "Account settings are under the profile menu.",
+            "BUSINESS UPDATE: revenue grew.",
+            "Our routing table has 9 entries.",
+            "The sin of pride is an old theme.",
+        ] {
+            untouched(&e, t);
+        }
+    }
+
+    #[test]
+    fn obfuscations_are_seen_through() {
+        let e = anonymize_all();
+        for (t, x) in [
+            (
+                "card 4111\u{200B}1111\u{200B}1111\u{200B}1111 ok",
+                "card {CREDIT_DEBIT_CARD_NUMBER} ok",
+            ),
+            (
+                "card 4111.1111.1111.1111 ok",
+                "card {CREDIT_DEBIT_CARD_NUMBER} ok",
+            ),
+            (
+                "ssn \u{0661}\u{0662}\u{0663}-45-6789 ok",
+                "ssn {US_SOCIAL_SECURITY_NUMBER} ok",
+            ),
+            ("mail j\u{043E}hn@ex\u{0430}mple.com ok", "mail {EMAIL} ok"),
+            (
+                "ssn 123\u{2013}45\u{2013}6789 ok",
+                "ssn {US_SOCIAL_SECURITY_NUMBER} ok",
+            ),
+        ] {
+            let o = out(&e, t);
+            assert_eq!(o.text, x, "{t:?}");
+        }
+    }
+
+    /// Deterministic fuzzing of the normaliser and the engine: random strings over an alphabet
+    /// of the characters obfuscation uses (invisibles, bidi, tags, combining marks, fullwidth,
+    /// confusables, other scripts' digits, brackets, separators). Never a panic; every hit and
+    /// every normalised span maps back to char boundaries of the original; output bounded.
+    #[test]
+    fn fuzz_normaliser_and_engine() {
+        const ALPHABET: &[&str] = &[
+            "a",
+            "Z",
+            "0",
+            "7",
+            "9",
+            " ",
+            "  ",
+            "\n",
+            "\t",
+            ".",
+            "-",
+            "@",
+            "(",
+            ")",
+            "[at]",
+            "(dot)",
+            "{",
+            "}",
+            "/",
+            ":",
+            "+",
+            "$",
+            "!",
+            "'",
+            "\u{200B}",
+            "\u{200D}",
+            "\u{202E}",
+            "\u{2066}",
+            "\u{00AD}",
+            "\u{E0041}",
+            "\u{E0069}",
+            "\u{0301}",
+            "\u{0308}",
+            "\u{FF14}",
+            "\u{FF41}",
+            "\u{0430}",
+            "\u{03BF}",
+            "\u{0661}",
+            "\u{0967}",
+            "\u{2013}",
+            "\u{00A0}",
+            "\u{3000}",
+            "\u{FDFA}",
+            "\u{1F600}",
+            "\u{4E2D}",
+            "\u{0627}",
+            "ß",
+            "İ",
+            "ﬁ",
+            "AKIA",
+            "4111 ",
+            "ssn ",
+            "password: ",
+            "Maria ",
+            "Smith",
+            " Street",
+            "https://",
+            "www.",
+            "ignore ",
+            "instructions",
+            "\u{2019}",
+            "\u{FF0E}",
+        ];
+        let mut p = full_policy();
+        p.sensitive_information_policy_config = Some(SensitiveInformationPolicy {
+            pii_entities_config: PiiEntity::all()
+                .map(|e| pii(e.name(), PiiAction::Anonymize))
+                .collect(),
+            regexes_config: vec![],
+        });
+        p.content_policy_config = Some(crate::guard::policy::ContentPolicy {
+            filters_config: vec![crate::guard::policy::ContentFilterConfig {
+                filter_type: ContentFilterType::PromptAttack,
+                input_strength: Strength::Low,
+                output_strength: Strength::None,
+                input_modalities: None,
+                output_modalities: None,
+                input_action: Some(BlockAction::None),
+                output_action: None,
+                input_enabled: None,
+                output_enabled: None,
+            }],
+            tier_config: None,
+        });
+        let e = engine_with(p);
+        let g = e.get(&gref()).unwrap();
+        let norm = Normalizer::new().unwrap();
+        let mut state: u64 = 0x00C0_FFEE;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 33) as usize) % n
+        };
+        for _ in 0..3000 {
+            let len = next(120);
+            let text: String = (0..len).map(|_| ALPHABET[next(ALPHABET.len())]).collect();
+            let n = norm.normalize(&text);
+            let h = n.as_str();
+            assert!(h.len() <= text.len() * 18 + 4, "normalised too long");
+            for (i, _) in h.char_indices() {
+                let (s, e2) = n.to_original(i, h.len());
+                assert!(
+                    text.is_char_boundary(s)
+                        && text.is_char_boundary(e2)
+                        && s <= e2
+                        && e2 <= text.len()
+                );
+            }
+            for source in [Source::Input, Source::Output] {
+                let eval = g.evaluate(source, &text, 0, true);
+                for hit in &eval.hits {
+                    assert!(hit.start <= hit.end && hit.end <= text.len(), "{text:?}");
+                    assert!(
+                        text.is_char_boundary(hit.start) && text.is_char_boundary(hit.end),
+                        "{text:?}"
+                    );
+                }
+                let o = g.apply(source, &text);
+                assert!(
+                    o.text.len() <= text.len() * 16 + 512,
+                    "output unbounded for {text:?}"
+                );
+                let r = g.assess(source, &[(text.as_str(), true)], true);
+                assert!(r["action"].is_string());
+            }
+            let from = next(text.len() + 1);
+            if text.is_char_boundary(from) {
+                let v = g.guard(Source::Output, &text, from, false);
+                assert!(v.blocked || v.text.len() <= text.len() * 16 + 512);
+            }
+        }
+    }
+
     /// A ~1 KB prompt: prose, one e-mail, one phone number, one card.
     pub(crate) fn typical_prompt() -> String {
         let mut t = String::new();
@@ -1354,8 +2176,8 @@ pub(crate) mod tests {
         time("normalize", &|| {
             std::hint::black_box(g.normalizer.normalize(&text));
         });
-        time("set", &|| {
-            std::hint::black_box(g.set.as_ref().map(|s| s.matches(&text)));
+        time("anchors", &|| {
+            std::hint::black_box(g.anchored_matchers(&text));
         });
         time("stream, 4-char fragments", &|| {
             let mut s = e.stream_sync(&gref()).unwrap();

@@ -5,10 +5,17 @@
 //! `stream` returns a [`StreamGuard`] that releases only text no pending match can still extend
 //! (the hold-back window), so no fragment of a redacted or blocked value reaches the client.
 
+pub mod api;
+pub mod assess;
+pub mod cli;
+pub mod content;
 pub mod engine;
+pub mod gazetteer;
 pub mod normalize;
 pub mod pii;
 pub mod policy;
+pub mod registry;
+pub mod sigv4;
 pub mod stream;
 pub mod topic;
 pub mod words;

@@ -1,13 +1,20 @@
 //! Normalisation before matching, with a map from every normalized byte back to the original
 //! text, so a match found on normalized text replaces the original (obfuscated) span.
 //!
-//! Steps (first cut): NFKC per combining sequence (fullwidth digits and letters, ligatures,
-//! NBSP and ideographic space fold to ASCII), default-ignorable characters dropped (zero-width
-//! spaces and joiners, bidi controls, soft hyphen, variation selectors), and bracketed
-//! spellings `[at]` `(at)` `{at}` `[dot]` `(dot)` (any case, with the spaces around them) folded
-//! to `@` and `.`. The word spellings ` at ` / ` dot ` are left to the EMAIL detector, which
-//! accepts them only in an address shape. Confusables (a later issue) slot in as one more
-//! per-character step in [`fold`].
+//! Steps: NFKC per combining sequence (fullwidth digits and letters, ligatures, mathematical
+//! alphanumerics, NBSP and ideographic space fold to ASCII); default-ignorable characters
+//! dropped (zero-width spaces and joiners, bidi controls, soft hyphen, variation selectors, tag
+//! characters); every remaining non-ASCII character that UTS #39 says is confusable with one
+//! ASCII character replaced by it (Cyrillic `а`, Greek `ο`, `ı`, `’`, ... — see
+//! [`fold_char`]), decimal digits of other scripts (Arabic-Indic, Devanagari, Thai, ...) and
+//! Unicode dashes folded to ASCII; and bracketed spellings `[at]` `(at)` `{at}` `[dot]` `(dot)`
+//! (any case, with the spaces around them) folded to `@` and `.`. The word spellings ` at ` /
+//! ` dot ` are left to the EMAIL detector, which accepts them only in an address shape.
+//! Separators inside numbers are left in place: each numeric detector accepts the separators
+//! people write (spaces, dashes, dots), so the original grouping still validates.
+//!
+//! Accented letters are kept (`é` is not confusable with one ASCII character), so names and
+//! prose in other languages are not mangled; only look-alikes collapse.
 //!
 //! ASCII text without brackets is the common case and costs one scan: the normalized text is
 //! the original, borrowed, with the identity map.
@@ -44,6 +51,38 @@ pub(crate) fn is_ignorable(c: char) -> bool {
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
         | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
         | '\u{FFA0}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Zero of each script's decimal digits (Unicode `Nd` runs of ten) that NFKC leaves alone.
+const DIGIT_ZEROS: [u32; 22] = [
+    0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66,
+    0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0,
+];
+
+/// One character after NFKC: non-ASCII digits, dashes and single-character confusables
+/// folded to ASCII; anything else unchanged.
+pub(crate) fn fold_char(c: char) -> char {
+    if c.is_ascii() {
+        return c;
+    }
+    let cp = c as u32;
+    for zero in DIGIT_ZEROS {
+        if (zero..zero + 10).contains(&cp) {
+            return char::from_digit(cp - zero, 10).unwrap_or(c);
+        }
+    }
+    if matches!(
+        c,
+        '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE58}' | '\u{FE63}'
+    ) {
+        return '-';
+    }
+    let mut buf = [0u8; 4];
+    let mut skeleton = unicode_security::skeleton(c.encode_utf8(&mut buf));
+    match (skeleton.next(), skeleton.next()) {
+        (Some(a), None) if a.is_ascii_graphic() => a,
+        _ => c,
+    }
 }
 
 struct Folded {
@@ -98,7 +137,7 @@ fn fold(text: &str) -> Option<Folded> {
         }
         for n in text.get(a..b).unwrap_or("").nfkc() {
             if !is_ignorable(n) {
-                out.push(n, a, b);
+                out.push(fold_char(n), a, b);
             }
         }
     }
@@ -255,6 +294,19 @@ mod tests {
         let (os, oe) = out.to_original(s, e);
         assert_eq!(&t[os..oe], "jo\u{200D}hn [AT] example (dot) com");
         assert_eq!(out.normalized_offset(os), s);
+    }
+
+    #[test]
+    fn confusables_digits_and_dashes_fold() {
+        let n = norm();
+        // Cyrillic а/о/е, Greek ο, Arabic-Indic and Devanagari digits, an en dash.
+        let t = "p\u{0430}ssw\u{043E}rd j\u{03BF}hn \u{0664}\u{0661}\u{0967}\u{0967} 12\u{2013}34";
+        let out = n.normalize(t);
+        assert_eq!(out.as_str(), "password john 4111 12-34");
+        // Accents stay.
+        assert_eq!(n.normalize("José Zoë").as_str(), "José Zoë");
+        // Tag characters vanish.
+        assert_eq!(n.normalize("a\u{E0041}\u{E0042}b").as_str(), "ab");
     }
 
     #[test]

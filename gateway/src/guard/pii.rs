@@ -1,31 +1,37 @@
-//! PII entity types (Bedrock's 31 names) and their detectors: one regex per detected type over
-//! normalized text, plus an optional validator that confirms (and may narrow) each candidate.
+//! PII entity types (Bedrock's 31 names) and their detectors: regexes over normalized text,
+//! each with a validator that confirms (and may narrow) a candidate. Every type has at least
+//! one detector ([`PiiEntity::detectors`]).
 //!
-//! Detected in this cut: EMAIL, PHONE, US_SOCIAL_SECURITY_NUMBER, CREDIT_DEBIT_CARD_NUMBER,
-//! IP_ADDRESS, AWS_ACCESS_KEY, AWS_SECRET_KEY. Every other Bedrock type is accepted in a policy
-//! (so Bedrock-shaped policies load) and reported by [`PiiEntity::is_detected`] as not yet
-//! detected. Adding a type is adding a [`Detector`] arm in [`PiiEntity::detector`].
+//! Three kinds of detector:
+//! - **Structured, validated:** CREDIT_DEBIT_CARD_NUMBER (issuer prefix + length + Luhn),
+//!   INTERNATIONAL_BANK_ACCOUNT_NUMBER (country length + mod-97), US_BANK_ROUTING_NUMBER (ABA
+//!   3-7-1 checksum + Federal Reserve prefix), UK_NATIONAL_HEALTH_SERVICE_NUMBER (mod-11),
+//!   CA_SOCIAL_INSURANCE_NUMBER (Luhn, first digit not 0/8), VEHICLE_IDENTIFICATION_NUMBER
+//!   (check digit, or a `VIN` cue for non-North-American VINs), US_SOCIAL_SECURITY_NUMBER and
+//!   US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER (area/group/serial ranges),
+//!   UK_NATIONAL_INSURANCE_NUMBER (prefix rules), UK_UNIQUE_TAXPAYER_REFERENCE_NUMBER (HMRC
+//!   check digit), SWIFT_CODE (ISO country + cue or digit), IP_ADDRESS, MAC_ADDRESS, EMAIL,
+//!   PHONE, URL, AWS_ACCESS_KEY.
+//! - **Cue + shape:** a value is only PII next to words that say what it is: CVV, EXPIRY, PIN,
+//!   PASSWORD, USERNAME, DRIVER_ID, US_PASSPORT_NUMBER, US_BANK_ACCOUNT_NUMBER,
+//!   CA_HEALTH_NUMBER, AWS_SECRET_KEY, AGE, LICENSE_PLATE (plus the UK plate format), and the
+//!   bare 9/10-digit forms of SSN, ITIN, SIN, NHS and routing numbers. Only the value is
+//!   replaced, never the cue.
+//! - **Gazetteer:** NAME (first names and surnames shipped in [`gazetteer`](super::gazetteer),
+//!   plus titles and introductions such as `Mr.`/`Dr.`/`my name is`) and ADDRESS (house
+//!   number + street words + a street-type suffix, optional unit, city, state and ZIP or UK
+//!   postcode; `P.O. Box`).
 //!
-//! Patterns use ASCII classes and `(?-u:\b)` so the lazy DFA runs them in one pass over any
-//! haystack. Decisions on look-alikes:
-//! - PHONE: `+` international numbers with 8–15 digits, and North-American numbers written with
-//!   separators or parentheses (area code 2–9). A bare run of digits (`5551234567`), dates and
-//!   dotted versions are not phones.
-//! - US_SOCIAL_SECURITY_NUMBER: `AAA-GG-SSSS` or `AAA GG SSSS`; area 000/666/9xx, group 00,
-//!   serial 0000 and the two famous advertising numbers are rejected. A bare 9-digit run is not
-//!   an SSN.
-//! - CREDIT_DEBIT_CARD_NUMBER: 13–19 digits, single spaces or dashes between digits, a known
-//!   issuer prefix with a length that issuer uses, and a valid Luhn check digit.
-//! - IP_ADDRESS: dotted quads with octets 0–255 (so `1.2.3.4` *is* an address: it is
-//!   indistinguishable from one; `v1.2.3.4`, `1.2.3.4.5` and `1.2.3` are not) and IPv6 as
-//!   `std` parses it, with at least two groups and one decimal digit (so `dead::beef` and `::1`
-//!   are not reported).
-//! - AWS_SECRET_KEY: a 40-character base64-alphabet token with upper, lower and a digit (or
-//!   `/`/`+`) within a short distance after a cue word (`secret`, `secret key`,
-//!   `aws_secret_access_key`, ...). Only the token is redacted, never the cue.
+//! Patterns use ASCII classes and `(?-u:\b)` so the lazy DFA runs them in one pass; the
+//! guardrail's [`RegexSet`](regex::RegexSet) over all patterns says which can match at all, so
+//! only those run. Separators inside numbers (spaces, dashes, dots, underscores) are accepted
+//! where people write them; obfuscations the normaliser folds (fullwidth digits, zero-width
+//! characters, confusables, `[at]`) never reach these patterns.
 
 use std::net::Ipv6Addr;
 use std::str::FromStr;
+
+use super::gazetteer;
 
 /// Bedrock's PII entity types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -132,6 +138,34 @@ pub(crate) struct Detector {
     pub(crate) pattern: &'static str,
     pub(crate) group: usize,
     pub(crate) validate: Option<Validator>,
+    /// Literals (ASCII, any case) of which at least one occurs in every text the pattern can
+    /// match: the engine's one-pass anchor automaton skips the detector when none occurs.
+    /// Empty: always run.
+    pub(crate) anchors: &'static [&'static str],
+}
+
+const fn det(pattern: &'static str, group: usize, validate: Validator) -> Detector {
+    Detector {
+        pattern,
+        group,
+        validate: Some(validate),
+        anchors: &[],
+    }
+}
+
+/// A detector that can only match where one of `anchors` occurs.
+const fn cue(
+    pattern: &'static str,
+    group: usize,
+    validate: Validator,
+    anchors: &'static [&'static str],
+) -> Detector {
+    Detector {
+        pattern,
+        group,
+        validate: Some(validate),
+        anchors,
+    }
 }
 
 impl PiiEntity {
@@ -154,52 +188,296 @@ impl PiiEntity {
         NAMES.iter().find(|(_, n)| *n == name).map(|(e, _)| *e)
     }
 
-    /// Whether the embedded engine detects this type yet (others are accepted, never matched).
+    /// Whether the embedded engine detects this type (all 31 do).
     pub fn is_detected(self) -> bool {
-        self.detector().is_some()
+        !self.detectors().is_empty()
     }
 
-    pub(crate) fn detector(self) -> Option<Detector> {
+    /// Whether the type is structured (a checksum or a strict format validates it), as opposed
+    /// to contextual (found by cues and gazetteers).
+    pub fn is_structured(self) -> bool {
         use PiiEntity::*;
-        let d = |pattern, group, validate| {
-            Some(Detector {
-                pattern,
-                group,
-                validate,
-            })
-        };
+        matches!(
+            self,
+            AwsAccessKey
+                | CaSocialInsuranceNumber
+                | CreditDebitCardNumber
+                | Email
+                | InternationalBankAccountNumber
+                | IpAddress
+                | MacAddress
+                | Phone
+                | SwiftCode
+                | UkNationalInsuranceNumber
+                | Url
+                | UsSocialSecurityNumber
+                | UsIndividualTaxIdentificationNumber
+                | VehicleIdentificationNumber
+        )
+    }
+
+    /// Whether the type's detector is generic enough that a more specific type found on the
+    /// same span wins (a 3-3-4 NHS number also reads as a phone number).
+    pub(crate) fn is_generic(self) -> bool {
+        use PiiEntity::*;
+        matches!(
+            self,
+            Phone | Pin | Age | UsBankAccountNumber | Username | DriverId | LicensePlate | Name
+        )
+    }
+
+    pub(crate) fn detectors(self) -> &'static [Detector] {
+        use PiiEntity::*;
         match self {
-            Email => d(EMAIL, 0, Some(validate_email as Validator)),
-            Phone => d(PHONE, 0, Some(validate_phone as Validator)),
-            UsSocialSecurityNumber => d(SSN, 0, Some(validate_ssn as Validator)),
-            CreditDebitCardNumber => d(CARD, 0, Some(validate_card as Validator)),
-            IpAddress => d(IP, 0, Some(validate_ip as Validator)),
-            AwsAccessKey => d(AWS_ACCESS_KEY, 0, None),
-            AwsSecretKey => d(AWS_SECRET_KEY, 1, Some(validate_secret as Validator)),
-            Address
-            | Age
-            | CaHealthNumber
-            | CaSocialInsuranceNumber
-            | CreditDebitCardCvv
-            | CreditDebitCardExpiry
-            | DriverId
-            | InternationalBankAccountNumber
-            | LicensePlate
-            | MacAddress
-            | Name
-            | Password
-            | Pin
-            | SwiftCode
-            | UkNationalHealthServiceNumber
-            | UkNationalInsuranceNumber
-            | UkUniqueTaxpayerReferenceNumber
-            | Url
-            | Username
-            | UsBankAccountNumber
-            | UsBankRoutingNumber
-            | UsIndividualTaxIdentificationNumber
-            | UsPassportNumber
-            | VehicleIdentificationNumber => None,
+            Email => {
+                const D: &[Detector] = &[
+                    cue(EMAIL, 0, validate_email, &["@"]),
+                    cue(EMAIL_SPELLED, 0, validate_email, &["dot"]),
+                ];
+                D
+            }
+            Phone => {
+                const D: &[Detector] = &[det(PHONE, 0, validate_phone)];
+                D
+            }
+            UsSocialSecurityNumber => {
+                const D: &[Detector] = &[
+                    det(SSN, 0, validate_ssn),
+                    cue(SSN_CUE, 1, validate_ssn, &["ssn", "social security"]),
+                ];
+                D
+            }
+            UsIndividualTaxIdentificationNumber => {
+                const D: &[Detector] = &[
+                    det(ITIN, 0, validate_itin),
+                    cue(ITIN_CUE, 1, validate_itin, &["itin", "taxpayer"]),
+                ];
+                D
+            }
+            CreditDebitCardNumber => {
+                const D: &[Detector] = &[det(CARD, 0, validate_card)];
+                D
+            }
+            CreditDebitCardCvv => {
+                const D: &[Detector] = &[cue(
+                    CVV,
+                    1,
+                    validate_digits_3_4,
+                    &[
+                        "cvv",
+                        "cvc",
+                        "cvn",
+                        "cid",
+                        "csc",
+                        "card verification",
+                        "security code",
+                    ],
+                )];
+                D
+            }
+            CreditDebitCardExpiry => {
+                const D: &[Detector] = &[cue(
+                    EXPIRY,
+                    1,
+                    validate_expiry,
+                    &["exp", "valid", "good thru"],
+                )];
+                D
+            }
+            IpAddress => {
+                const D: &[Detector] = &[det(IP, 0, validate_ip)];
+                D
+            }
+            MacAddress => {
+                const D: &[Detector] = &[det(MAC, 0, validate_mac)];
+                D
+            }
+            AwsAccessKey => {
+                const D: &[Detector] = &[det(AWS_ACCESS_KEY, 0, validate_any)];
+                D
+            }
+            AwsSecretKey => {
+                const D: &[Detector] = &[cue(AWS_SECRET_KEY, 1, validate_secret, &["secret"])];
+                D
+            }
+            InternationalBankAccountNumber => {
+                const D: &[Detector] = &[det(IBAN, 0, validate_iban)];
+                D
+            }
+            SwiftCode => {
+                const D: &[Detector] = &[det(SWIFT, 0, validate_swift)];
+                D
+            }
+            UsBankRoutingNumber => {
+                const D: &[Detector] = &[cue(
+                    ROUTING_CUE,
+                    1,
+                    validate_routing,
+                    &["routing", "aba", "rtn", "transit"],
+                )];
+                D
+            }
+            UsBankAccountNumber => {
+                const D: &[Detector] = &[cue(
+                    ACCOUNT_CUE,
+                    1,
+                    validate_account,
+                    &["account", "acct", "a/c"],
+                )];
+                D
+            }
+            UkNationalHealthServiceNumber => {
+                const D: &[Detector] =
+                    &[cue(NHS_CUE, 1, validate_nhs, &["nhs", "national health"])];
+                D
+            }
+            UkNationalInsuranceNumber => {
+                const D: &[Detector] = &[det(NINO, 0, validate_nino)];
+                D
+            }
+            UkUniqueTaxpayerReferenceNumber => {
+                const D: &[Detector] = &[cue(
+                    UTR_CUE,
+                    1,
+                    validate_utr,
+                    &["utr", "taxpayer", "tax reference"],
+                )];
+                D
+            }
+            CaSocialInsuranceNumber => {
+                const D: &[Detector] = &[
+                    det(SIN, 0, validate_sin),
+                    cue(
+                        SIN_CUE,
+                        1,
+                        validate_sin,
+                        &["sin", "social insurance", "nas"],
+                    ),
+                ];
+                D
+            }
+            CaHealthNumber => {
+                const D: &[Detector] = &[cue(
+                    CA_HEALTH_CUE,
+                    1,
+                    validate_ca_health,
+                    &["health", "ohip", "phn", "carte soleil", "ramq", "msp"],
+                )];
+                D
+            }
+            VehicleIdentificationNumber => {
+                const D: &[Detector] = &[det(VIN, 0, validate_vin)];
+                D
+            }
+            UsPassportNumber => {
+                const D: &[Detector] = &[cue(PASSPORT_CUE, 1, validate_passport, &["passport"])];
+                D
+            }
+            DriverId => {
+                const D: &[Detector] = &[cue(
+                    DRIVER_CUE,
+                    1,
+                    validate_has_digit,
+                    &["driver", "driving", "dl"],
+                )];
+                D
+            }
+            LicensePlate => {
+                const D: &[Detector] = &[
+                    cue(
+                        PLATE_CUE,
+                        1,
+                        validate_plate,
+                        &["plate", "registration", "reg", "tag number"],
+                    ),
+                    det(PLATE_UK, 0, validate_any),
+                ];
+                D
+            }
+            Url => {
+                const D: &[Detector] = &[cue(URL, 0, validate_url, &["://", "www."])];
+                D
+            }
+            Username => {
+                const D: &[Detector] = &[cue(
+                    USERNAME_CUE,
+                    1,
+                    validate_username,
+                    &[
+                        "user",
+                        "login",
+                        "handle",
+                        "screen",
+                        "account name",
+                        "sign in",
+                        "log in",
+                    ],
+                )];
+                D
+            }
+            Password => {
+                const D: &[Detector] = &[cue(
+                    PASSWORD_CUE,
+                    1,
+                    validate_password,
+                    &["pass", "pwd", "pw"],
+                )];
+                D
+            }
+            Pin => {
+                const D: &[Detector] = &[cue(PIN_CUE, 1, validate_pin, &["pin"])];
+                D
+            }
+            Age => {
+                const D: &[Detector] = &[
+                    cue(AGE_BEFORE, 1, validate_age, &["age"]),
+                    cue(AGE_AFTER, 1, validate_age, &["year", "yr", "y/o", "yo"]),
+                ];
+                D
+            }
+            Name => {
+                const D: &[Detector] = &[
+                    cue(
+                        NAME_CUE,
+                        1,
+                        validate_name_cue,
+                        &[
+                            "my name",
+                            "name:",
+                            "named",
+                            "called",
+                            "i am",
+                            "i'm",
+                            "dear",
+                            "mr",
+                            "ms",
+                            "miss",
+                            "dr",
+                            "prof",
+                            "sincerely",
+                            "regards",
+                            "signed",
+                            "thanks,",
+                            "patient",
+                            "customer",
+                            "employee",
+                            "contact",
+                            "attn",
+                            "from:",
+                            "to:",
+                        ],
+                    ),
+                    det(NAME_BARE, 0, validate_name_bare),
+                ];
+                D
+            }
+            Address => {
+                const D: &[Detector] = &[
+                    det(ADDRESS, 0, validate_address),
+                    cue(PO_BOX, 0, validate_any, &["box"]),
+                ];
+                D
+            }
         }
     }
 }
@@ -210,7 +488,9 @@ impl PiiEntity {
 const EMAIL: &str = concat!(
     r"(?-u:\b)[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9][A-Za-z0-9\-]*",
     r"(?:\.[A-Za-z0-9][A-Za-z0-9\-]*)*\.[A-Za-z]{2,24}(?-u:\b)",
-    r"|(?-u:\b)[A-Za-z0-9][A-Za-z0-9._%+\-]*",
+);
+const EMAIL_SPELLED: &str = concat!(
+    r"(?-u:\b)[A-Za-z0-9][A-Za-z0-9._%+\-]*",
     r"(?:[ \t]{1,3}(?i:dot)[ \t]{1,3}[A-Za-z0-9][A-Za-z0-9._%+\-]*)*",
     r"[ \t]{1,3}(?i:at)[ \t]{1,3}[A-Za-z0-9][A-Za-z0-9\-]*",
     r"(?:[ \t]{1,3}(?i:dot)[ \t]{1,3}[A-Za-z0-9][A-Za-z0-9\-]*)+(?-u:\b)",
@@ -223,9 +503,9 @@ const PHONE: &str = concat!(
     r"|(?:1[ .\-]?)?(?:\([2-9][0-9]{2}\)[ .\-]?|(?-u:\b)[2-9][0-9]{2}[ .\-])[0-9]{3}[ .\-][0-9]{4}(?-u:\b)",
 );
 
-const SSN: &str = r"(?-u:\b)[0-9]{3}(?:-[0-9]{2}-|[ ][0-9]{2}[ ])[0-9]{4}(?-u:\b)";
+const SSN: &str = r"(?-u:\b)[0-9]{3}[ .\-][0-9]{2}[ .\-][0-9]{4}(?-u:\b)";
 
-const CARD: &str = r"(?-u:\b)[0-9](?:[ \-]?[0-9]){11,18}(?-u:\b)";
+const CARD: &str = r"(?-u:\b)[0-9](?:(?:[ \-._]|[ ][ \-][ ])?[0-9]){11,18}(?-u:\b)";
 
 const IP: &str = concat!(
     r"(?-u:\b)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?-u:\b)",
@@ -239,6 +519,60 @@ const AWS_SECRET_KEY: &str = concat!(
     r"([A-Za-z0-9/+=]{40})(?:[^A-Za-z0-9/+=]|$)",
 );
 
+/// `9xx-7x-xxxx` (ranges checked by the validator).
+const ITIN: &str = r"(?-u:\b)9[0-9]{2}[ .\-][0-9]{2}[ .\-][0-9]{4}(?-u:\b)";
+const ITIN_CUE: &str = r"(?i-u:\bitin\b|individual taxpayer identification(?: number)?|tax ?payer id(?:entification)?(?: number)?)[^0-9\n]{0,16}?(9[0-9]{8})(?-u:\b)";
+const SSN_CUE: &str =
+    r"(?i-u:\bssn\b|social security(?: number| no\.?| #)?)[^0-9\n]{0,16}?([0-9]{9})(?-u:\b)";
+
+const CVV: &str = r"(?i-u:\b(?:cvv2?|cvc2?|cvn|cid|csc)\b|card verification (?:value|code)|security code)[^0-9\n]{0,12}?([0-9]{3,4})(?-u:\b)";
+const EXPIRY: &str = r"(?i-u:\bexp(?:iry|iration|ires|\.)?(?: date)?\b|valid (?:thru|through|until)|good thru)[^0-9\n]{0,12}?((?:0?[1-9]|1[0-2])[ ]?[/\-][ ]?(?:20)?[0-9]{2})(?-u:\b)";
+
+const MAC: &str = r"(?-u:\b)[0-9A-Fa-f]{2}(?:[:\-][0-9A-Fa-f]{2}){5}(?-u:\b)|(?-u:\b)[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}(?-u:\b)";
+
+const IBAN: &str = r"(?-u:\b)[A-Za-z]{2}[0-9]{2}(?:[ \-]?[A-Za-z0-9]){11,30}(?-u:\b)";
+const SWIFT: &str = r"(?-u:\b)[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?(?-u:\b)";
+
+const ROUTING_CUE: &str = r"(?i-u:\brouting(?: and transit)?(?: number| no\.?| #|#)?|\baba(?: routing)?(?: number| no\.?| #|#)?|\brtn\b|transit number)[^0-9\n]{0,16}?([0-9]{9})(?-u:\b)";
+const ACCOUNT_CUE: &str = r"(?i-u:\b(?:bank |checking |savings |chequing |deposit )?account(?: number| no\.?| #|#)|\bacct\.?(?: number| no\.?| #|#)?|\ba/c(?: no\.?)?)[^0-9\n]{0,16}?([0-9](?:[ \-]?[0-9]){5,16})(?-u:\b)";
+
+const NHS_CUE: &str = r"(?i-u:\bnhs(?: number| no\.?| #|#)?|national health service(?: number| no\.?)?)[^0-9\n]{0,16}?([0-9]{3}[ \-]?[0-9]{3}[ \-]?[0-9]{4})(?-u:\b)";
+const NINO: &str = r"(?-u:\b)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][ ]?[0-9]{2}[ ]?[0-9]{2}[ ]?[0-9]{2}[ ]?[A-D](?-u:\b)";
+const UTR_CUE: &str = r"(?i-u:\butr\b|unique tax ?payer reference(?: number)?|tax reference(?: number)?)[^0-9\n]{0,16}?([0-9]{5}[ ]?[0-9]{5}K?)(?-u:\b)";
+
+const SIN: &str = r"(?-u:\b)[0-9]{3}[ .\-][0-9]{3}[ .\-][0-9]{3}(?-u:\b)";
+const SIN_CUE: &str =
+    r"(?i-u:\bsin\b|social insurance(?: number| no\.?)?|\bnas\b)[^0-9\n]{0,16}?([0-9]{9})(?-u:\b)";
+const CA_HEALTH_CUE: &str = r"(?i-u:health (?:card|insurance|care)(?: number| no\.?| #|#)?|\bohip(?: number| no\.?| #|#)?|\bphn\b|personal health number|health number|carte soleil|\bramq\b|\bmsp(?: number)?)[^A-Za-z0-9\n]{0,16}?(?:(?i-u:is|was|reads|shows|=)[ ]+)?([0-9]{4}[ \-]?[0-9]{3}[ \-]?[0-9]{3}(?:[ \-]?[A-Z]{2})?|[A-Z]{4}[ ]?[0-9]{4}[ ]?[0-9]{4})(?-u:\b)";
+
+const VIN: &str = r"(?-u:\b)[A-HJ-NPR-Z0-9]{17}(?-u:\b)";
+const PASSPORT_CUE: &str = r"(?i-u:\bpassport(?: number| no\.?| #|#| id)?)[^A-Za-z0-9\n]{0,16}?(?:(?i-u:is|was|reads|shows|=)[ ]+)?([A-Z]?[0-9]{8,9})(?-u:\b)";
+const DRIVER_CUE: &str = r"(?i-u:\bdriver'?s?'? ?licen[cs]e(?: number| no\.?| #|#| id)?|driving licen[cs]e(?: number| no\.?)?|\bdl ?(?:#|no\.?|number)|\bdriver id)[^A-Za-z0-9\n]{0,16}?(?:(?i-u:is|was|reads|shows|=)[ ]+)?([A-Za-z0-9][A-Za-z0-9\-]{4,19})(?-u:\b)";
+const PLATE_CUE: &str = r"(?i-u:licen[cs]e plate(?: number| no\.?)?|number plate|\bplate(?: number| no\.?| #)|registration(?: number| plate| no\.?)|\breg\.? ?(?:no\.?|number)|tag number)[^A-Za-z0-9\n]{0,16}?(?:(?i-u:is|was|reads|shows|=)[ ]+)?([A-Z0-9]{1,4}[ \-]?[A-Z0-9]{1,5})(?-u:\b)";
+const PLATE_UK: &str = r"(?-u:\b)[A-Z]{2}[0-9]{2}[ ]?[A-Z]{3}(?-u:\b)";
+
+const URL: &str = r"(?i-u:\b(?:https?|ftp)://)[^\s<>\x22'`]+|(?i-u:\bwww\.)[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+(?:[/?#][^\s<>\x22'`]*)?";
+const USERNAME_CUE: &str = r"(?i-u:\buser ?name|\buser ?id|\blogin(?: name| id)?|\bhandle|screen ?name|account name|\bsign in as|\blog in as)[ \t]*(?:(?i-u:is)[ \t]+|[:=\-][ \t]*|[ \t])['\x22]?(@?[A-Za-z0-9][A-Za-z0-9._\-]{2,31})(?-u:\b)";
+const PASSWORD_CUE: &str = r"(?i-u:\bpass(?:word|wd|code|phrase| phrase)|\bpwd\b|\bpw\b)[ \t]*(?:(?i-u:is)[ \t]+|[:=][ \t]*|[ \t]+)['\x22]?([^\s'\x22]{4,64})";
+const PIN_CUE: &str = r"(?i-u:\bpin(?: code| number|#)?)[ \t]*(?:(?i-u:is)[ \t]+|[:=#][ \t]*|[ \t]+)([0-9]{4,8})(?-u:\b)";
+
+const AGE_BEFORE: &str = r"(?i-u:\baged?\b|\bage:|\bage is|\bage of)[ \t]*([0-9]{1,3})(?-u:\b)";
+const AGE_AFTER: &str = r"(?-u:\b)([0-9]{1,3})(?i-u:[ \-]?(?:years?|yrs?)[ \-]old\b|[ \-]year[ \-]old|[ ]?y/o\b|[ ]?yo\b)";
+
+/// A title or an introduction, then one to three capitalised words.
+const NAME_CUE: &str = r"(?i-u:\bmy name is|\bmy name's|\bname:|\bnamed|\bcalled|\bi am|\bi'm|\bdear|\bmr\.?|\bmrs\.?|\bms\.?|\bmiss|\bdr\.?|\bprof\.?|\bsincerely,?|\bregards,?|\bsigned,?|\bthanks,|\bpatient|\bcustomer|\bemployee|\bcontact|\battn:?|\bfrom:|\bto:)[ \t]+([A-Z][a-z]+(?:[ \t][A-Z][a-z]+(?:-[A-Z][a-z]+)?){0,2})(?-u:\b)";
+/// Two or three capitalised words: a name when the first is a known first name (see
+/// [`validate_name_bare`]).
+const NAME_BARE: &str = r"(?-u:\b)[A-Z][a-z]+(?:[ ](?:[A-Z]\.|[A-Z][a-z]+(?:-[A-Z][a-z]+)?|(?:Mc|Mac|O')[A-Z][a-z]+)){1,2}(?-u:\b)";
+
+const ADDRESS: &str = concat!(
+    r"(?-u:\b)[0-9]{1,6}[A-Za-z]?(?:[ ](?:[A-Z][A-Za-z]*\.?|[0-9]{1,3}(?:st|nd|rd|th))){1,4}[ ]",
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Highway|Hwy|Parkway|Pkwy|Square|Sq|Trail|Trl|Close|Crescent|Row|Grove|Gardens|Hill|Walk|Mews)\.?(?-u:\b)",
+    r"(?:,?[ ](?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|#)\.?[ ]?#?[0-9A-Za-z\-]{1,6})?",
+    r"(?:,[ ][A-Z][A-Za-z]+(?:[ ][A-Z][A-Za-z]+){0,2}",
+    r"(?:,?[ ](?:[A-Z]{2}[ ][0-9]{5}(?:-[0-9]{4})?|[A-Z]{1,2}[0-9][0-9A-Z]?[ ][0-9][A-Z]{2}|[A-Z]{2}(?-u:\b)))?)?"
+);
+const PO_BOX: &str = r"(?i-u:\bp\.? ?o\.? box|\bpost office box)[ ]?[0-9]{1,6}(?-u:\b)";
 fn char_before(hay: &str, i: usize) -> Option<char> {
     hay.get(..i).and_then(|s| s.chars().next_back())
 }
@@ -461,6 +795,533 @@ fn validate_secret(hay: &str, start: usize, end: usize) -> Option<(usize, usize)
     (upper && lower && other).then_some((start, end))
 }
 
+fn validate_any(_hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    Some((start, end))
+}
+
+/// The up-to-`window` bytes before `at`, lower-cased (a cue search window).
+fn before_lower(hay: &str, at: usize, window: usize) -> String {
+    let mut from = at.saturating_sub(window);
+    while from > 0 && !hay.is_char_boundary(from) {
+        from -= 1;
+    }
+    hay.get(from..at).unwrap_or("").to_ascii_lowercase()
+}
+
+fn has_cue(hay: &str, at: usize, window: usize, cues: &[&str]) -> bool {
+    let b = before_lower(hay, at, window);
+    cues.iter().any(|c| b.contains(c))
+}
+
+fn digit_vec(s: &str) -> Vec<u8> {
+    s.bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| b - b'0')
+        .collect()
+}
+
+/// The value is a whole token: no letter, digit or joining punctuation right before or after.
+fn isolated(hay: &str, start: usize, end: usize) -> bool {
+    !matches!(char_before(hay, start), Some(c) if c.is_alphanumeric() || matches!(c, '-' | '.' | '/' | '+' | '_'))
+        && !continues(hay, end)
+}
+
+fn validate_digits_3_4(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let n = hay.get(start..end)?.len();
+    ((3..=4).contains(&n) && !continues(hay, end)).then_some((start, end))
+}
+
+fn validate_expiry(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = hay.get(start..end)?;
+    let month: u32 = s.split(['/', '-']).next()?.trim().parse().ok()?;
+    ((1..=12).contains(&month) && !continues(hay, end)).then_some((start, end))
+}
+
+fn validate_itin(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    if !isolated(hay, start, end) {
+        return None;
+    }
+    let d = digit_vec(hay.get(start..end)?);
+    if d.len() != 9 || d.first() != Some(&9) {
+        return None;
+    }
+    let group = prefix_value(d.get(3..)?, 2);
+    let ok = (50..=65).contains(&group)
+        || (70..=88).contains(&group)
+        || (90..=92).contains(&group)
+        || (94..=99).contains(&group);
+    ok.then_some((start, end))
+}
+
+fn validate_mac(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = hay.get(start..end)?;
+    if matches!(char_before(hay, start), Some(c) if c.is_alphanumeric() || c == ':' || c == '-' || c == '.')
+        || matches!(char_at(hay, end), Some(c) if c.is_alphanumeric() || c == ':' || c == '-')
+    {
+        return None;
+    }
+    // One separator kind throughout; not all zeros or all F (placeholders).
+    let seps: Vec<char> = s.chars().filter(|c| !c.is_ascii_hexdigit()).collect();
+    if seps.windows(2).any(|w| w.first() != w.last()) {
+        return None;
+    }
+    let hex: String = s.chars().filter(char::is_ascii_hexdigit).collect();
+    if hex.bytes().all(|b| b == b'0') || hex.bytes().all(|b| b == b'f' || b == b'F') {
+        return None;
+    }
+    Some((start, end))
+}
+
+/// IBAN lengths by country (ISO 13616 registry, as python-stdnum ships it).
+const IBAN_LENGTHS: &[(&str, usize)] = &[
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BI", 27),
+    ("BR", 29),
+    ("BY", 28),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DJ", 27),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FK", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HN", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IQ", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LC", 32),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("LY", 25),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MN", 20),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NI", 28),
+    ("NL", 18),
+    ("NO", 15),
+    ("OM", 23),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("RU", 33),
+    ("SA", 24),
+    ("SC", 31),
+    ("SD", 18),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("SO", 23),
+    ("ST", 25),
+    ("SV", 28),
+    ("TL", 23),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VA", 22),
+    ("VG", 24),
+    ("XK", 20),
+    ("YE", 30),
+];
+
+pub(crate) fn iban_valid(compact: &str) -> bool {
+    let upper = compact.to_ascii_uppercase();
+    let Some(cc) = upper.get(..2) else {
+        return false;
+    };
+    let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| *c == cc) else {
+        return false;
+    };
+    if upper.len() != len || !upper.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let (head, tail) = upper.split_at(4);
+    let mut rem: u32 = 0;
+    for b in tail.bytes().chain(head.bytes()) {
+        let v = if b.is_ascii_digit() {
+            u32::from(b - b'0')
+        } else {
+            u32::from(b - b'A') + 10
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
+}
+
+fn validate_iban(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    if matches!(char_before(hay, start), Some(c) if c.is_alphanumeric()) {
+        return None;
+    }
+    // Longest first: the pattern may run into a following word ("... 32 IS mine").
+    let bytes = hay.as_bytes();
+    let mut e = end;
+    loop {
+        let s = hay.get(start..e)?;
+        let compact: String = s.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        if compact.len() < 15 {
+            return None;
+        }
+        if iban_valid(&compact) && !matches!(char_at(hay, e), Some(c) if c.is_alphanumeric()) {
+            return Some((start, e));
+        }
+        // Back off to the previous separator.
+        let mut k = e - 1;
+        while k > start && !matches!(bytes.get(k), Some(b' ' | b'-')) {
+            k -= 1;
+        }
+        if k <= start {
+            return None;
+        }
+        e = k;
+    }
+}
+
+/// ISO 3166 alpha-2 codes (SWIFT/BIC country part).
+const COUNTRIES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS XK YE YT ZA ZM ZW";
+
+fn validate_swift(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = hay.get(start..end)?;
+    let cc = s.get(4..6)?;
+    if !COUNTRIES.split(' ').any(|c| c == cc) {
+        return None;
+    }
+    let digit = s.get(6..)?.bytes().any(|b| b.is_ascii_digit());
+    let cue = has_cue(
+        hay,
+        start,
+        48,
+        &["swift", "bic", "bank identifier", "bank code"],
+    );
+    (cue || (digit && s.len() >= 8)).then_some((start, end))
+}
+
+pub(crate) fn aba_valid(d: &[u8]) -> bool {
+    if d.len() != 9 {
+        return false;
+    }
+    let w = [3u32, 7, 1, 3, 7, 1, 3, 7, 1];
+    let sum: u32 = d.iter().zip(w).map(|(&x, w)| u32::from(x) * w).sum();
+    let prefix = prefix_value(d, 2);
+    let prefix_ok =
+        prefix <= 12 || (21..=32).contains(&prefix) || (61..=72).contains(&prefix) || prefix == 80;
+    sum.is_multiple_of(10) && prefix_ok
+}
+
+fn validate_routing(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let d = digit_vec(hay.get(start..end)?);
+    (aba_valid(&d) && !continues(hay, end)).then_some((start, end))
+}
+
+fn validate_account(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let n = digit_vec(hay.get(start..end)?).len();
+    ((6..=17).contains(&n) && !continues(hay, end)).then_some((start, end))
+}
+
+pub(crate) fn nhs_valid(d: &[u8]) -> bool {
+    d.len() == 10
+        && d.iter()
+            .rev()
+            .enumerate()
+            .map(|(i, &x)| (i as u32 + 1) * u32::from(x))
+            .sum::<u32>()
+            .is_multiple_of(11)
+}
+
+fn validate_nhs(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let d = digit_vec(hay.get(start..end)?);
+    (nhs_valid(&d) && !continues(hay, end)).then_some((start, end))
+}
+
+fn validate_nino(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = hay.get(start..end)?;
+    let prefix = s.get(..2)?;
+    if matches!(prefix, "BG" | "GB" | "NK" | "KN" | "TN" | "NT" | "ZZ") {
+        return None;
+    }
+    Some((start, end))
+}
+
+pub(crate) fn utr_valid(d: &[u8]) -> bool {
+    if d.len() != 10 {
+        return false;
+    }
+    let w = [6u32, 7, 8, 9, 10, 5, 4, 3, 2];
+    let sum: u32 = d
+        .iter()
+        .skip(1)
+        .zip(w)
+        .map(|(&x, w)| u32::from(x) * w)
+        .sum();
+    let check = b"21987654321".get((sum % 11) as usize).map(|c| c - b'0');
+    check == d.first().copied()
+}
+
+fn validate_utr(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let d = digit_vec(hay.get(start..end)?);
+    (utr_valid(&d) && !continues(hay, end)).then_some((start, end))
+}
+
+pub(crate) fn sin_valid(d: &[u8]) -> bool {
+    d.len() == 9 && !matches!(d.first(), Some(0 | 8)) && luhn_valid(d)
+}
+
+fn validate_sin(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    if !isolated(hay, start, end) {
+        return None;
+    }
+    let s = hay.get(start..end)?;
+    // Dotted 3-3-3 is also how much of Europe writes 179.446.935: only with a cue.
+    if s.contains('.') && !has_cue(hay, start, 48, &["sin", "social insurance", "nas"]) {
+        return None;
+    }
+    let d = digit_vec(s);
+    sin_valid(&d).then_some((start, end))
+}
+
+fn validate_ca_health(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = hay.get(start..end)?;
+    let n = digit_vec(s).len();
+    ((n == 10 || n == 8) && !continues(hay, end)).then_some((start, end))
+}
+
+pub(crate) fn vin_check_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 17 {
+        return false;
+    }
+    let value = |c: u8| -> u32 {
+        match c {
+            b'0'..=b'9' => u32::from(c - b'0'),
+            b'A' | b'J' => 1,
+            b'B' | b'K' | b'S' => 2,
+            b'C' | b'L' | b'T' => 3,
+            b'D' | b'M' | b'U' => 4,
+            b'E' | b'N' | b'V' => 5,
+            b'F' | b'W' => 6,
+            b'G' | b'P' | b'X' => 7,
+            b'H' | b'Y' => 8,
+            b'R' | b'Z' => 9,
+            _ => 0,
+        }
+    };
+    let w = [8u32, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2];
+    let sum: u32 = b.iter().zip(w).map(|(&c, w)| value(c) * w).sum();
+    let check = match sum % 11 {
+        10 => b'X',
+        r => b'0' + r as u8,
+    };
+    b.get(8) == Some(&check)
+}
+
+fn validate_vin(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = hay.get(start..end)?;
+    let digits = s.bytes().filter(u8::is_ascii_digit).count();
+    if digits < 3 || digits == 17 {
+        return None;
+    }
+    (vin_check_ok(s)
+        || has_cue(
+            hay,
+            start,
+            32,
+            &["vin", "vehicle identification", "chassis"],
+        ))
+    .then_some((start, end))
+}
+
+fn validate_passport(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = hay.get(start..end)?;
+    let n = digit_vec(s).len();
+    let letter = s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic());
+    let ok = (letter && n == 8) || (!letter && n == 9);
+    (ok && !continues(hay, end)).then_some((start, end))
+}
+
+fn validate_has_digit(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = hay.get(start..end)?;
+    s.bytes()
+        .any(|b| b.is_ascii_digit())
+        .then_some((start, end))
+}
+
+fn validate_plate(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = hay.get(start..end)?;
+    let alnum = s.bytes().filter(u8::is_ascii_alphanumeric).count();
+    ((2..=8).contains(&alnum) && s.bytes().any(|b| b.is_ascii_digit())).then_some((start, end))
+}
+
+fn validate_url(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = hay.get(start..end)?;
+    let mut e = end;
+    for c in s.chars().rev() {
+        if matches!(c, '.' | ',' | ';' | ':' | '!' | '?' | ')' | ']' | '}') {
+            // A closing bracket stays when the URL opened one.
+            if c == ')' && hay.get(start..e).is_some_and(|u| u.contains('(')) {
+                break;
+            }
+            e -= c.len_utf8();
+        } else {
+            break;
+        }
+    }
+    let host = hay.get(start..e)?;
+    (host.len() > 8 && host.contains('.')).then_some((start, e))
+}
+
+fn validate_username(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = hay.get(start..end)?;
+    let lower = s.to_ascii_lowercase();
+    if matches!(
+        lower.as_str(),
+        "and" | "the" | "for" | "with" | "was" | "are" | "has" | "not" | "field" | "and password"
+    ) {
+        return None;
+    }
+    Some((start, end))
+}
+
+fn validate_password(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = hay.get(start..end)?;
+    // Trailing sentence punctuation is not part of it.
+    let trimmed = s.trim_end_matches(['.', ',', ';', '!', '?', ')']);
+    let e = start + trimmed.len();
+    if trimmed.chars().count() < 4 {
+        return None;
+    }
+    let quoted = matches!(char_before(hay, start), Some('\'' | '"'));
+    let letters = trimmed.bytes().any(|b| b.is_ascii_alphabetic());
+    let digit = trimmed.bytes().any(|b| b.is_ascii_digit());
+    let symbol = trimmed.bytes().any(|b| b.is_ascii_punctuation());
+    let upper_inside = trimmed.bytes().skip(1).any(|b| b.is_ascii_uppercase());
+    let lower = trimmed.bytes().any(|b| b.is_ascii_lowercase());
+    let strong = (letters && (digit || symbol)) || (upper_inside && lower);
+    (quoted || strong).then_some((start, e))
+}
+
+fn validate_pin(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    (!continues(hay, end)).then_some((start, end))
+}
+
+fn validate_age(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let v: u32 = hay.get(start..end)?.parse().ok()?;
+    ((1..=130).contains(&v)
+        && !matches!(char_before(hay, start), Some(c) if c.is_ascii_digit() || c == '.'))
+    .then_some((start, end))
+}
+
+/// Words of a capitalised run, e.g. `["John", "Smith"]`.
+fn name_words(s: &str) -> Vec<&str> {
+    s.split([' ', '\t']).filter(|w| !w.is_empty()).collect()
+}
+
+fn validate_name_cue(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = hay.get(start..end)?;
+    let words = name_words(s);
+    let first = *words.first()?;
+    if gazetteer::is_common_capitalised(first) {
+        return None;
+    }
+    // Strong cues accept any capitalised name; weak ones ("I am", "contact") need a known
+    // first name or surname.
+    let b = before_lower(hay, start, 24);
+    let b = b.trim_end();
+    let weak = [
+        "i am", "i'm", "contact", "customer", "employee", "patient", "to:", "from:", "called",
+        "named", "thanks,",
+    ]
+    .iter()
+    .any(|c| b.ends_with(c));
+    let known = gazetteer::is_first_name(first) || words.iter().any(|w| gazetteer::is_surname(w));
+    if weak && !known {
+        return None;
+    }
+    // Keep only the leading run of name-like words.
+    let mut e = start + first.len();
+    let mut offset = first.len();
+    for w in words.iter().skip(1) {
+        let at = s.get(offset..)?.find(w)? + offset;
+        if gazetteer::is_common_capitalised(w) {
+            break;
+        }
+        offset = at + w.len();
+        e = start + offset;
+    }
+    Some((start, e))
+}
+
+fn validate_name_bare(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = hay.get(start..end)?;
+    let words = name_words(s);
+    let first = *words.first()?;
+    let second = *words.get(1)?;
+    if !gazetteer::is_first_name(first) || gazetteer::is_common_capitalised(second) {
+        return None;
+    }
+    if gazetteer::is_ambiguous_first_name(first) && !gazetteer::is_surname(second) {
+        return None;
+    }
+    let mut e = start + s.find(second)? + second.len();
+    if let Some(third) = words.get(2)
+        && !gazetteer::is_common_capitalised(third)
+        && (second.ends_with('.') || gazetteer::is_surname(third))
+    {
+        e = start + s.rfind(third)? + third.len();
+    }
+    Some((start, e))
+}
+
+fn validate_address(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    if matches!(char_before(hay, start), Some(c) if c.is_alphanumeric() || c == '.' || c == '-' || c == '$')
+    {
+        return None;
+    }
+    Some((start, end))
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,7 +1334,7 @@ mod tests {
         }
         assert_eq!(PiiEntity::from_name("email"), None);
         assert!(PiiEntity::Email.is_detected());
-        assert!(!PiiEntity::Name.is_detected());
+        assert!(PiiEntity::all().all(PiiEntity::is_detected));
     }
 
     #[test]

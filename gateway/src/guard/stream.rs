@@ -8,9 +8,12 @@
 //!   `123 45 6789`), up to 19 held digits (no entity is longer);
 //! - spelled e-mail separators (`at`, `dot`, `[at]`, `(dot)`, ...) and the words either side;
 //! - the last word before trailing whitespace (it may be the local part of `john at ...`);
-//! - words that start or continue a configured multi-word custom phrase.
+//! - words that start or continue a configured multi-word custom phrase;
+//! - runs of tokens that start with a capital or a digit, or contain a digit (a name, an
+//!   address, an IBAN or plate in groups), up to [`MAX_ENTITY_TOKENS`] tokens.
 //!
-//! When the guardrail has denied topics, which are classified sentence by sentence, the cut is
+//! When the guardrail has denied topics or content filters, which are classified sentence by
+//! sentence (content filters on the released sentence), the cut is
 //! also moved back to the last sentence boundary, so a sentence is released only once it is
 //! complete and classified (a denied topic never leaks a partial sentence; the cost is
 //! sentence-granular latency for such guardrails).
@@ -281,6 +284,20 @@ fn is_local_part(token: &str) -> bool {
         })
 }
 
+/// Could be part of a multi-word entity (a name, an address, an IBAN or plate group): starts
+/// with an upper-case letter or a digit, or contains a digit.
+fn may_continue_entity(token: &str) -> bool {
+    token
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_uppercase() || c.is_numeric())
+        || token.chars().any(char::is_numeric)
+}
+
+/// Tokens joined into one held-back entity candidate at most (bounds the hold for long runs of
+/// capitalised words).
+pub const MAX_ENTITY_TOKENS: usize = 24;
+
 fn count_digits(s: &str) -> usize {
     s.chars().filter(|c| c.is_numeric()).count()
 }
@@ -297,6 +314,7 @@ pub(crate) fn hold_back_start(pending: &str, guardrail: &CompiledGuardrail) -> u
         start = i;
     }
     let mut digits = count_digits(pending.get(start..).unwrap_or(""));
+    let mut joined = 0usize;
     loop {
         let before = pending.get(..start).unwrap_or("");
         let trimmed = before.trim_end_matches(is_ws);
@@ -327,10 +345,14 @@ pub(crate) fn hold_back_start(pending: &str, guardrail: &CompiledGuardrail) -> u
                 && is_numeric(token)
                 && (first.is_empty() || is_numeric(first)))
             || (rest.is_empty() && is_local_part(token))
-            || (guardrail.has_phrases() && guardrail.is_phrase_word(token));
+            || (guardrail.has_phrases() && guardrail.is_phrase_word(token))
+            || (joined < MAX_ENTITY_TOKENS
+                && may_continue_entity(token)
+                && (first.is_empty() || may_continue_entity(first)));
         if !join {
             return start;
         }
+        joined += 1;
         digits += count_digits(token);
         start = t_start;
     }
@@ -517,6 +539,40 @@ mod tests {
     }
 
     #[test]
+    fn contextual_and_multi_word_entities_never_leak_across_splits() {
+        let mut p = base();
+        p.sensitive_information_policy_config = Some(SensitiveInformationPolicy {
+            pii_entities_config: crate::guard::pii::PiiEntity::all()
+                .map(|e| pii(e.name(), PiiAction::Anonymize))
+                .collect(),
+            regexes_config: vec![],
+        });
+        let e = engine_with(p);
+        let text = "Thanks. Please call Maria Gonzalez at 742 Evergreen Terrace, Springfield, \
+                    IL 62704. Wire it to IBAN GB82 WEST 1234 5698 7654 32 today; my password \
+                    is Tr0ub4dor&3 and the VIN 1M8GDM9AXKP042788 is on file. Done.";
+        let whole = e.apply_sync(&gref(), Source::Output, text).unwrap();
+        let secrets = [
+            "Gonzalez",
+            "Evergreen",
+            "WEST 1234",
+            "Tr0ub4dor",
+            "1M8GDM9AXKP",
+        ];
+        for s in secrets {
+            assert!(!whole.text.contains(s), "apply leaked {s}: {}", whole.text);
+        }
+        let r = run(&e, &char_by_char(text), &secrets);
+        assert_eq!(r.released, whole.text);
+        let mut rng = Lcg(0xACE);
+        for round in 0..100 {
+            let parts = random_split(text, &mut rng, 1 + round % 13);
+            let r = run(&e, &parts, &secrets);
+            assert_eq!(r.released, whole.text, "round {round}: {parts:?}");
+        }
+    }
+
+    #[test]
     fn words_and_phrases_are_held_until_complete() {
         let e = engine_with(full_policy());
         let text = "The plan for Project Falcon is secret.";
@@ -600,6 +656,10 @@ mod tests {
             ("line one\n4111", "4111"),
             ("a, b", "b"),
             ("   ", ""),
+            ("call Maria Gon", "Maria Gon"),
+            ("at 742 Evergreen Ter", "at 742 Evergreen Ter"),
+            ("iban GB82 WEST 1234 56", "GB82 WEST 1234 56"),
+            ("the end of it", "it"),
         ] {
             let start = hold_back_start(pending, g);
             assert_eq!(&pending[start..], held, "{pending:?}");

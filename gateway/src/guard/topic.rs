@@ -13,10 +13,15 @@
 //! stems or more ("Should I buy Tesla stock?" covers `stock` and `buy` of "Which stocks should
 //! I buy this year?"; "I want to buy a car this year" covers only `buy` and the weak `year`).
 //!
-//! No synonyms, no negation, English only: a paraphrase matches when it shares vocabulary with
-//! the topic. Bedrock's classifier is the reference for the full-parity issue.
+//! Synonym groups shipped in the crate ([`SYNONYMS`]: financial instruments, trading verbs,
+//! weapons, building verbs, drugs, medicine, law, politics, gambling, violence) widen each
+//! topic's vocabulary: a topic about "stocks" also knows "shares", "ETFs" and "bitcoin". No
+//! negation, English only. Recall on paraphrases and the false-positive rate on text the rules
+//! were not written from are measured in `tests/guard_topics.rs`.
 
 use std::collections::{HashMap, HashSet};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Minimum weight of a segment's matched stems for a topic match.
@@ -233,31 +238,114 @@ const WEAK_WORDS: &[&str] = &[
     "year",
 ];
 
+/// Synonym groups shipped with the classifier: a topic whose name, definition or examples use
+/// one member also matches the others, at the same weight. Groups cover the subjects denied
+/// topics are usually about (investing, weapons, drugs, medicine, law, politics, gambling,
+/// violence) and the verbs requests about them use.
+const SYNONYMS: &[&str] = &[
+    "stock stocks share shares equity equities fund funds etf etfs bond bonds security securities crypto cryptocurrency cryptocurrencies bitcoin ethereum dogecoin altcoin coin coins token tokens gold options futures reit ticker portfolio holdings",
+    "buy sell purchase dump trade acquire offload divest short",
+    "investment investing invest investor savings retirement 401k ira capital bonus",
+    "advice recommend recommendation suggest advise tip tips pick worth",
+    "weapon weapons gun guns firearm firearms rifle rifles pistol pistols handgun handguns shotgun bomb bombs explosive explosives grenade grenades ied silencer suppressor ammunition ammo receiver detonator molotov napalm",
+    "build building make making assemble assembling manufacture manufacturing construct print printing convert modify modifying mix craft homemade diy",
+    "drug drugs cocaine heroin meth methamphetamine fentanyl mdma lsd cannabis marijuana weed opioid opioids narcotics",
+    "diagnosis diagnose symptom symptoms medication medicine dosage dose prescription treatment disease illness",
+    "lawyer attorney lawsuit sue legal court litigation liability",
+    "election elections vote voting candidate candidates politician politicians president campaign ballot",
+    "bet betting gamble gambling casino odds poker wager",
+    "kill killing murder hurt attack assault stab shoot poison",
+    "instructions instruction steps step guide tutorial explain teach walkthrough",
+];
+
+/// Groups of request words (verbs of trading, building, advising, instructing): alone they
+/// never make a topic match; a segment needs a subject word too.
+const ACTION_GROUPS: [usize; 4] = [1, 3, 5, 12];
+
+/// Whether a stem is a request word (see [`ACTION_GROUPS`]).
+fn is_action(stem_: &str) -> bool {
+    synonym_groups()
+        .get(stem_)
+        .is_some_and(|g| g.iter().any(|i| ACTION_GROUPS.contains(i)))
+}
+
+/// Score for a subject word plus a request word ("dump my stock", "pick a fund").
+const PAIR_THRESHOLD: f32 = 2.0;
+
+/// Stem → the synonym groups it belongs to.
+fn synonym_groups() -> &'static HashMap<String, Vec<usize>> {
+    static GROUPS: std::sync::LazyLock<HashMap<String, Vec<usize>>> =
+        std::sync::LazyLock::new(|| {
+            let mut m: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, g) in SYNONYMS.iter().enumerate() {
+                for w in g.split_ascii_whitespace() {
+                    let e = m.entry(stem(w).to_string()).or_default();
+                    if !e.contains(&i) {
+                        e.push(i);
+                    }
+                }
+            }
+            m
+        });
+    &GROUPS
+}
+
+/// `stem` and every stem in a synonym group with it.
+fn expand(stem_: &str) -> Vec<String> {
+    let mut out = vec![stem_.to_string()];
+    if let Some(groups) = synonym_groups().get(stem_) {
+        for &g in groups {
+            if let Some(list) = SYNONYMS.get(g) {
+                for w in list.split_ascii_whitespace() {
+                    let s = stem(w).to_string();
+                    if !out.contains(&s) {
+                        out.push(s);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A sentence terminator (ASCII and the fullwidth/ideographic forms, before and after NFKC).
 pub(crate) fn is_terminator(c: char) -> bool {
     matches!(c, '.' | '!' | '?' | '。' | '！' | '？' | '．' | '｡')
 }
 
 /// Segment boundaries of `text`: just after a terminator that is followed by whitespace, and
-/// just after every newline.
+/// just after every newline. ASCII bytes are classified without decoding.
 pub(crate) fn segments(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
     let mut start = 0;
+    let mut i = 0;
     let mut prev_term = false;
-    let mut chars = text.char_indices();
     let mut done = false;
     std::iter::from_fn(move || {
         if done {
             return None;
         }
-        for (i, c) in chars.by_ref() {
-            let cut = if c == '\n' {
-                Some(i + 1)
-            } else if prev_term && c.is_whitespace() {
-                Some(i)
+        while let Some(&b) = bytes.get(i) {
+            let (cut, len, term) = if b < 0x80 {
+                let cut = if b == b'\n' {
+                    Some(i + 1)
+                } else if prev_term && matches!(b, b' ' | b'\t' | b'\x0B' | b'\x0C' | b'\r') {
+                    Some(i)
+                } else {
+                    None
+                };
+                (cut, 1, matches!(b, b'.' | b'!' | b'?'))
             } else {
-                None
+                let c = text.get(i..).and_then(|r| r.chars().next());
+                let cut = (prev_term && c.is_some_and(char::is_whitespace)).then_some(i);
+                (
+                    cut,
+                    c.map_or(1, char::len_utf8),
+                    c.is_some_and(is_terminator),
+                )
             };
-            prev_term = is_terminator(c);
+            prev_term = term;
+            i += len;
             if let Some(cut) = cut {
                 let seg = text.get(start..cut).unwrap_or("");
                 start = cut;
@@ -397,6 +485,8 @@ struct TopicModel {
     /// Each example's distinct vocabulary ids (examples with two or more stems), and their
     /// total weight.
     examples: Vec<(Vec<u32>, f32)>,
+    /// Ids of request words (sorted): a match needs at least one id that is not one.
+    actions: Vec<u32>,
 }
 
 impl TopicModel {
@@ -408,17 +498,31 @@ impl TopicModel {
             .map(|(_, w)| *w)
     }
 
-    /// Whether one segment's distinct, sorted vocabulary ids match this topic.
+    /// Whether one segment's distinct, sorted vocabulary ids match this topic: at least one
+    /// subject word, and enough weight (or one request word with it, or most of an example).
     fn matches(&self, ids: &[u32]) -> bool {
         let mut score = 0.0f32;
         let mut hits = 0;
+        let mut subjects = 0;
+        let mut actions = 0;
         for &id in ids {
             if let Some(w) = self.weight(id) {
                 score += w;
                 hits += 1;
+                if self.actions.binary_search(&id).is_ok() {
+                    actions += 1;
+                } else {
+                    subjects += 1;
+                }
             }
         }
+        if subjects == 0 {
+            return false;
+        }
         if hits >= 2 && score >= THRESHOLD {
+            return true;
+        }
+        if actions >= 1 && score >= PAIR_THRESHOLD {
             return true;
         }
         self.examples.iter().any(|(ex, total)| {
@@ -441,6 +545,12 @@ impl TopicModel {
 pub(crate) struct TopicIndex {
     vocab: HashMap<String, u32, FxBuild>,
     topics: Vec<TopicModel>,
+    /// One automaton over the (ASCII) vocabulary: a segment's tokens are looked at only where
+    /// a vocabulary stem starts a word (a stem is always a prefix of its token). `None` when
+    /// the vocabulary has non-ASCII stems: every token is then looked up.
+    prefilter: Option<AhoCorasick>,
+    /// The subject (non-request) stems only: a text without one can't match any topic.
+    subjects: Option<AhoCorasick>,
 }
 
 impl TopicIndex {
@@ -473,12 +583,16 @@ impl TopicIndex {
         };
         for s in owned_stems(name) {
             let w = NAME_WEIGHT * factor(&s);
-            add(self.id(s), w);
+            for x in expand(&s) {
+                add(self.id(x), w);
+            }
         }
         for text in std::iter::once(definition).chain(examples.iter().map(String::as_str)) {
             for s in owned_stems(text) {
                 let w = TERM_WEIGHT * factor(&s);
-                add(self.id(s), w);
+                for x in expand(&s) {
+                    add(self.id(x), w);
+                }
             }
         }
         let mut example_ids = Vec::new();
@@ -498,11 +612,108 @@ impl TopicIndex {
             .collect();
         let mut weights: Vec<(u32, f32)> = weights.into_iter().collect();
         weights.sort_unstable_by_key(|(id, _)| *id);
+        let mut actions: Vec<u32> = self
+            .vocab
+            .iter()
+            .filter(|(stem_, _)| is_action(stem_))
+            .map(|(_, id)| *id)
+            .collect();
+        actions.sort_unstable();
         self.topics.push(TopicModel {
             rule,
             weights,
             examples,
+            actions,
         });
+    }
+
+    /// Build the vocabulary prefilters; call after the last [`add`](Self::add).
+    pub(crate) fn finish(&mut self) {
+        let stems: Vec<&String> = self.vocab.keys().collect();
+        let build = |list: &[&String]| {
+            AhoCorasickBuilder::new()
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(list)
+                .ok()
+        };
+        if !stems.is_empty() && stems.iter().all(|s| s.is_ascii()) {
+            let subjects: Vec<&String> = stems.iter().copied().filter(|s| !is_action(s)).collect();
+            self.prefilter = build(&stems);
+            self.subjects = if subjects.is_empty() {
+                None
+            } else {
+                build(&subjects)
+            };
+        } else {
+            self.prefilter = None;
+            self.subjects = None;
+        }
+    }
+
+    /// The vocabulary ids of `seg`'s tokens (not necessarily distinct).
+    fn segment_ids(&self, seg: &str, buf: &mut String, ids: &mut Vec<u32>) {
+        let Some(ac) = &self.prefilter else {
+            for_each_token(seg, buf, |t| {
+                if let Some(&id) = self.vocab.get(stem(t))
+                    && !is_stop(t)
+                {
+                    ids.push(id);
+                }
+            });
+            return;
+        };
+        let bytes = seg.as_bytes();
+        for m in ac.find_iter(seg) {
+            let start = m.start();
+            let word_start = start == 0
+                || !bytes
+                    .get(start - 1)
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80 || *b == b'\'');
+            if !word_start {
+                continue;
+            }
+            let mut end = m.end();
+            while bytes.get(end).is_some_and(u8::is_ascii_alphanumeric) {
+                end += 1;
+            }
+            if bytes.get(end).is_some_and(|b| *b >= 0x80 || *b == b'\'') {
+                // Non-ASCII letters or an apostrophe: tokenise this word the slow way.
+                let mut e = end;
+                while let Some(c) = seg.get(e..).and_then(|r| r.chars().next()) {
+                    if c.is_alphanumeric() || c == '\'' || c == '\u{2019}' {
+                        e += c.len_utf8();
+                    } else {
+                        break;
+                    }
+                }
+                if let Some(word) = seg.get(start..e) {
+                    for_each_token(word, buf, |t| {
+                        if let Some(&id) = self.vocab.get(stem(t))
+                            && !is_stop(t)
+                        {
+                            ids.push(id);
+                        }
+                    });
+                }
+                continue;
+            }
+            let Some(word) = seg.get(start..end) else {
+                continue;
+            };
+            if word.len() < 2 {
+                continue;
+            }
+            buf.clear();
+            buf.push_str(word);
+            buf.make_ascii_lowercase();
+            if let Some(&id) = self.vocab.get(stem(buf))
+                && !is_stop(buf)
+            {
+                ids.push(id);
+            }
+        }
     }
 
     /// Calls `hit` once with the rule of every topic some segment of `text` matches.
@@ -513,15 +724,18 @@ impl TopicIndex {
         let mut buf = String::new();
         let mut ids: Vec<u32> = Vec::new();
         let mut found = vec![false; self.topics.len()];
+        if let Some(ac) = &self.subjects
+            && !ac.is_match(text)
+        {
+            return;
+        }
+        if self.prefilter.is_some() && self.subjects.is_none() {
+            // Only request words: no segment can have a subject.
+            return;
+        }
         for seg in segments(text) {
             ids.clear();
-            for_each_token(seg, &mut buf, |t| {
-                if let Some(&id) = self.vocab.get(stem(t))
-                    && !is_stop(t)
-                {
-                    ids.push(id);
-                }
-            });
+            self.segment_ids(seg, &mut buf, &mut ids);
             if ids.len() < 2 {
                 continue;
             }
@@ -587,6 +801,7 @@ mod tests {
             ],
             &weak_stems(),
         );
+        index.finish();
         index
     }
 
