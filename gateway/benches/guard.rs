@@ -264,6 +264,9 @@ fn main() {
 
     if per_type {
         for e in PiiEntity::all() {
+            if part.as_deref().is_some_and(|want| !e.name().contains(want)) {
+                continue;
+            }
             let mut p = GuardrailPolicy::default_policy();
             p.topic_policy_config = None;
             p.sensitive_information_policy_config = Some(SensitiveInformationPolicy {

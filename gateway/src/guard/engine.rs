@@ -758,9 +758,8 @@ impl CompiledGuardrail {
         } else {
             Some(
                 AhoCorasickBuilder::new()
-                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                     .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
+                    .match_kind(MatchKind::LeftmostLongest)
                     .build(&anchor_list)
                     .map_err(|e| err("sensitiveInformationPolicyConfig", e.to_string()))?,
             )
@@ -917,8 +916,10 @@ impl CompiledGuardrail {
         Evaluation { hits }
     }
 
-    /// Which matchers can match `hay`: `None` = all; otherwise one pass of the anchor
-    /// automaton switches on the anchored matchers whose literals occur.
+    /// Which matchers can match `hay`: `None` = all; otherwise one leftmost-longest pass of
+    /// the anchor automaton switches on the anchored matchers whose literals occur. (An anchor
+    /// hidden inside a longer one, like `pass` in `passport`, only ever cues a pattern that
+    /// can't match there.)
     fn anchored_matchers(&self, hay: &str) -> Option<Vec<bool>> {
         let ac = self.anchors.as_ref()?;
         let mut on: Vec<bool> = self
@@ -927,7 +928,7 @@ impl CompiledGuardrail {
             .map(|m| m.anchored.is_empty())
             .collect();
         let mut seen = vec![false; self.anchor_targets.len()];
-        for m in ac.find_overlapping_iter(hay) {
+        for m in ac.find_iter(hay) {
             let a = m.pattern().as_usize();
             if let Some(s) = seen.get_mut(a)
                 && !*s

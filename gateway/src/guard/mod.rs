@@ -4,6 +4,13 @@
 //! A guardrail is named by id and version ([`GuardrailRef`]). `apply` guards one whole text;
 //! `stream` returns a [`StreamGuard`] that releases only text no pending match can still extend
 //! (the hold-back window), so no fragment of a redacted or blocked value reaches the client.
+//!
+//! Map: [`policy`] (CreateGuardrail shapes, Bedrock's limits), [`engine`] (compile + apply),
+//! [`normalize`], [`pii`] (31 types) + [`gazetteer`], [`words`], [`topic`], [`content`]
+//! (content filters, PROMPT_ATTACK), [`assess`] (ApplyGuardrail's response), [`stream`],
+//! [`registry`] (SQLite, DRAFT + immutable versions, access keys; implements [`Guardrail`]),
+//! [`api`] (Bedrock REST routes) + [`sigv4`] (request verification), [`cli`] (`gateway
+//! guard`).
 
 pub mod api;
 pub mod assess;

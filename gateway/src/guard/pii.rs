@@ -285,7 +285,8 @@ impl PiiEntity {
                 D
             }
             IpAddress => {
-                const D: &[Detector] = &[det(IP, 0, validate_ip)];
+                const D: &[Detector] =
+                    &[det(IPV4, 0, validate_ip), cue(IPV6, 0, validate_ip, &[":"])];
                 D
             }
             MacAddress => {
@@ -507,10 +508,8 @@ const SSN: &str = r"(?-u:\b)[0-9]{3}[ .\-][0-9]{2}[ .\-][0-9]{4}(?-u:\b)";
 
 const CARD: &str = r"(?-u:\b)[0-9](?:(?:[ \-._]|[ ][ \-][ ])?[0-9]){11,18}(?-u:\b)";
 
-const IP: &str = concat!(
-    r"(?-u:\b)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?-u:\b)",
-    r"|(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9A-Fa-f]{1,4})?",
-);
+const IPV4: &str = r"(?-u:\b)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?-u:\b)";
+const IPV6: &str = r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9A-Fa-f]{1,4})?";
 
 const AWS_ACCESS_KEY: &str = r"(?-u:\b)(?:AKIA|ASIA)[A-Z0-9]{16}(?-u:\b)";
 
@@ -536,7 +535,7 @@ const SWIFT: &str = r"(?-u:\b)[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?(?-u:\b
 const ROUTING_CUE: &str = r"(?i-u:\brouting(?: and transit)?(?: number| no\.?| #|#)?|\baba(?: routing)?(?: number| no\.?| #|#)?|\brtn\b|transit number)[^0-9\n]{0,16}?([0-9]{9})(?-u:\b)";
 const ACCOUNT_CUE: &str = r"(?i-u:\b(?:bank |checking |savings |chequing |deposit )?account(?: number| no\.?| #|#)|\bacct\.?(?: number| no\.?| #|#)?|\ba/c(?: no\.?)?)[^0-9\n]{0,16}?([0-9](?:[ \-]?[0-9]){5,16})(?-u:\b)";
 
-const NHS_CUE: &str = r"(?i-u:\bnhs(?: number| no\.?| #|#)?|national health service(?: number| no\.?)?)[^0-9\n]{0,16}?([0-9]{3}[ \-]?[0-9]{3}[ \-]?[0-9]{4})(?-u:\b)";
+const NHS_CUE: &str = r"(?i-u:\bnhs(?: number| no\.?| #|#)?|national health service(?: number| no\.?)?)[^0-9\n]{0,16}?([0-9]{3}[ .\-]?[0-9]{3}[ .\-]?[0-9]{4})(?-u:\b)";
 const NINO: &str = r"(?-u:\b)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][ ]?[0-9]{2}[ ]?[0-9]{2}[ ]?[0-9]{2}[ ]?[A-D](?-u:\b)";
 const UTR_CUE: &str = r"(?i-u:\butr\b|unique tax ?payer reference(?: number)?|tax reference(?: number)?)[^0-9\n]{0,16}?([0-9]{5}[ ]?[0-9]{5}K?)(?-u:\b)";
 

@@ -314,42 +314,32 @@ pub(crate) fn is_terminator(c: char) -> bool {
 }
 
 /// Segment boundaries of `text`: just after a terminator that is followed by whitespace, and
-/// just after every newline. ASCII bytes are classified without decoding.
+/// just after every newline. One regex pass finds the cuts (it skips ahead with a byte-set
+/// prefilter), so plain text is not decoded character by character.
 pub(crate) fn segments(text: &str) -> impl Iterator<Item = &str> {
-    let bytes = text.as_bytes();
+    static CUTS: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\n|[.!?。！？．｡]\s").ok());
+    let mut matches = CUTS.as_ref().map(|re| re.find_iter(text));
     let mut start = 0;
-    let mut i = 0;
-    let mut prev_term = false;
     let mut done = false;
     std::iter::from_fn(move || {
         if done {
             return None;
         }
-        while let Some(&b) = bytes.get(i) {
-            let (cut, len, term) = if b < 0x80 {
-                let cut = if b == b'\n' {
-                    Some(i + 1)
-                } else if prev_term && matches!(b, b' ' | b'\t' | b'\x0B' | b'\x0C' | b'\r') {
-                    Some(i)
+        if let Some(it) = matches.as_mut() {
+            for m in it.by_ref() {
+                let s = m.as_str();
+                let cut = if s.ends_with('\n') {
+                    m.end()
                 } else {
-                    None
+                    // Before the whitespace that follows the terminator.
+                    m.end() - s.chars().next_back().map_or(0, char::len_utf8)
                 };
-                (cut, 1, matches!(b, b'.' | b'!' | b'?'))
-            } else {
-                let c = text.get(i..).and_then(|r| r.chars().next());
-                let cut = (prev_term && c.is_some_and(char::is_whitespace)).then_some(i);
-                (
-                    cut,
-                    c.map_or(1, char::len_utf8),
-                    c.is_some_and(is_terminator),
-                )
-            };
-            prev_term = term;
-            i += len;
-            if let Some(cut) = cut {
-                let seg = text.get(start..cut).unwrap_or("");
-                start = cut;
-                return Some(seg);
+                if cut > start || s == "\n" {
+                    let seg = text.get(start..cut).unwrap_or("");
+                    start = cut;
+                    return Some(seg);
+                }
             }
         }
         done = true;
@@ -779,6 +769,44 @@ mod tests {
             ("securities", "security"),
         ] {
             assert_eq!(stem(a), stem(b), "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn segments_match_the_char_by_char_definition() {
+        fn reference(text: &str) -> Vec<&str> {
+            let mut out = Vec::new();
+            let mut start = 0;
+            let mut prev_term = false;
+            for (i, c) in text.char_indices() {
+                let cut = if c == '\n' {
+                    Some(i + 1)
+                } else if prev_term && c.is_whitespace() {
+                    Some(i)
+                } else {
+                    None
+                };
+                prev_term = is_terminator(c);
+                if let Some(cut) = cut {
+                    out.push(&text[start..cut]);
+                    start = cut;
+                }
+            }
+            out.push(&text[start..]);
+            out
+        }
+        const A: &[&str] = &[
+            "a", " ", ".", "!", "?", "\n", "。", "\u{3000}", "\t", "3", "！", "x.",
+        ];
+        let mut state = 7u64;
+        for _ in 0..5000 {
+            let mut t = String::new();
+            for _ in 0..(state % 23) {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                t.push_str(A[(state >> 33) as usize % A.len()]);
+            }
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+            assert_eq!(segments(&t).collect::<Vec<_>>(), reference(&t), "{t:?}");
         }
     }
 
