@@ -77,8 +77,6 @@ struct Exchange {
 
 impl Exchange {
     fn audit_event(&self, status: u16, vault_key: Option<String>) -> AuditEvent {
-        let intervened =
-            self.input_action != TextAction::None || self.output_action != TextAction::None;
         AuditEvent {
             timestamp: self.meta.timestamp_ms,
             request_id: self.meta.request_id.clone(),
@@ -91,7 +89,7 @@ impl Exchange {
             model_latency_ms: self.model_latency_ms,
             guardrail_id: self.guardrail.id.clone(),
             guardrail_version: self.guardrail.version.clone(),
-            guardrail_action: if intervened { "INTERVENED" } else { "NONE" }.to_string(),
+            guardrail_action: self.guardrail_header().to_string(),
             input_action: self.input_action.as_str().to_string(),
             output_action: self.output_action.as_str().to_string(),
             policies: self.policies.iter().cloned().collect(),
@@ -123,6 +121,7 @@ impl Exchange {
         }
     }
 
+    /// `INTERVENED` when either guard changed or blocked text, else `NONE`.
     fn guardrail_header(&self) -> &'static str {
         if self.input_action != TextAction::None || self.output_action != TextAction::None {
             "INTERVENED"
