@@ -1,15 +1,14 @@
 //! Evidence for the embedded guardrail engine on the fixed-seed corpus (`tests/guard/corpus.rs`):
 //! recall per PII type, recall under each obfuscation, and the false-positive rate on benign
 //! look-alike text, with every one of the 31 types enabled. Prints a report
-//! (`cargo test -p e2e --test guard_corpus -- --nocapture`) and holds the aims: recall ≥ 0.99
+//! (`cargo test -p e2e --test e2e guard_corpus -- --nocapture`) and holds the aims: recall ≥ 0.99
 //! on structured types, ≥ 0.95 under obfuscation, benign false positives ≤ 1%.
 #![expect(
     clippy::unwrap_used,
     reason = "test helpers: failing loudly is the point"
 )]
 
-#[path = "guard/corpus.rs"]
-mod corpus;
+use crate::corpus;
 
 use std::collections::BTreeMap;
 

@@ -3,14 +3,13 @@
 //! the rules were not written from — the software licence texts every Debian machine ships
 //! (`/usr/share/common-licenses`), split into sentences, plus near-miss questions on the same
 //! subjects that are not requests for advice or instructions.
-//! `cargo test -p e2e --test guard_topics -- --nocapture` prints the numbers.
+//! `cargo test -p e2e --test e2e guard_topics -- --nocapture` prints the numbers.
 #![expect(
     clippy::unwrap_used,
     reason = "test helpers: failing loudly is the point"
 )]
 
-#[path = "guard/corpus.rs"]
-mod corpus;
+use crate::corpus;
 
 use gateway::guard::Source;
 use gateway::guard::engine::CompiledGuardrail;

@@ -7,9 +7,6 @@
     reason = "test helpers outside #[test] fail loudly"
 )]
 
-#[path = "insights/cli.rs"]
 mod cli;
-#[path = "insights/conformance.rs"]
 mod conformance;
-#[path = "insights/properties.rs"]
 mod properties;
