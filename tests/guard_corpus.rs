@@ -3,11 +3,6 @@
 //! look-alike text, with every one of the 31 types enabled. Prints a report
 //! (`cargo test -p e2e --test e2e guard_corpus -- --nocapture`) and holds the aims: recall ≥ 0.99
 //! on structured types, ≥ 0.95 under obfuscation, benign false positives ≤ 1%.
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers: failing loudly is the point"
-)]
-
 use crate::corpus;
 
 use std::collections::BTreeMap;

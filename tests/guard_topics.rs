@@ -4,11 +4,6 @@
 //! (`/usr/share/common-licenses`), split into sentences, plus near-miss questions on the same
 //! subjects that are not requests for advice or instructions.
 //! `cargo test -p e2e --test e2e guard_topics -- --nocapture` prints the numbers.
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers: failing loudly is the point"
-)]
-
 use crate::corpus;
 
 use gateway::guard::Source;

@@ -111,6 +111,10 @@ pub enum ApiError {
     InvalidCredentials,
     /// Too many failed sign-ins for this user or address.
     Throttled,
+    /// Signed in, but the role does not allow this page or function (deny by default).
+    Forbidden,
+    /// The input was refused; the message says what to change (never echoes secrets).
+    Invalid(String),
     /// A backend failed; the detail is in the server log.
     Unavailable,
     /// The request did not reach the function or its answer did not come back.
@@ -124,6 +128,8 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::InvalidCredentials => "invalid",
             ApiError::Throttled => "throttled",
+            ApiError::Forbidden => "forbidden",
+            ApiError::Invalid(_) => "invalid-input",
             ApiError::Unavailable => "unavailable",
             ApiError::Transport(_) => "transport",
         }
@@ -136,6 +142,7 @@ impl ApiError {
             "invalid" => Some(ApiError::InvalidCredentials),
             "throttled" => Some(ApiError::Throttled),
             "unavailable" => Some(ApiError::Unavailable),
+            "forbidden" => Some(ApiError::Forbidden),
             _ => None,
         }
     }
@@ -149,6 +156,8 @@ impl fmt::Display for ApiError {
             ApiError::Throttled => {
                 f.write_str("Too many failed sign-ins. Wait a minute and try again.")
             }
+            ApiError::Forbidden => f.write_str("Your role does not allow this."),
+            ApiError::Invalid(message) => f.write_str(message),
             ApiError::Unavailable => {
                 f.write_str("The console could not reach its data. Try again shortly.")
             }

@@ -16,7 +16,7 @@ use gateway::audit::AuditStore;
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
 
-use crate::accounts::{Accounts, LoginError, User, session};
+use crate::accounts::{Accounts, LoginError, Role, User, session};
 use crate::api::{ApiError, Overview, Range};
 use crate::chart;
 
@@ -119,6 +119,21 @@ pub async fn require_user() -> Result<(Console, User), ApiError> {
             tracing::error!(error = %e, "session lookup failed");
             Err(ApiError::Unavailable)
         }
+    }
+}
+
+/// The signed-in user of this request if their role is one of `allowed`; otherwise
+/// [`ApiError::Unauthorized`] (no session) or [`ApiError::Forbidden`] (403). Every page loader
+/// and server function beyond the overview calls this first: deny by default.
+pub async fn require_role(allowed: &[Role]) -> Result<(Console, User), ApiError> {
+    let (console, user) = require_user().await?;
+    if allowed.contains(&user.role) {
+        Ok((console, user))
+    } else {
+        if let Some(res) = response_options() {
+            res.set_status(StatusCode::FORBIDDEN);
+        }
+        Err(ApiError::Forbidden)
     }
 }
 

@@ -6,6 +6,7 @@
 //! `gateway/benches/guard.rs` (throughput), included by path.
 
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used, reason = "generated values are valid by construction; a test helper fails loudly")]
 
 /// splitmix64: small, fast, fixed-seed.
 pub struct Rng(u64);
