@@ -6,7 +6,10 @@
 //! `gateway/benches/guard.rs` (throughput), included by path.
 
 #![allow(dead_code)]
-#![allow(clippy::unwrap_used, reason = "generated values are valid by construction; a test helper fails loudly")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "generated values are valid by construction; a test helper fails loudly"
+)]
 
 /// splitmix64: small, fast, fixed-seed.
 pub struct Rng(u64);
