@@ -682,7 +682,14 @@ async fn sigkill_under_load_loses_no_acknowledged_record() {
             }
         }));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Kill once the load is well under way: a fixed delay would mean nothing on a busy machine
+    // (the other black-box tests run in parallel in this binary).
+    let started = std::time::Instant::now();
+    while acked.lock().unwrap().len() < 200
+        && started.elapsed() < std::time::Duration::from_secs(60)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let (data_dir, config) = gw.kill9();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for w in workers {
