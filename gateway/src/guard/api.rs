@@ -12,14 +12,15 @@
 //! | `POST /guardrail/{id}/version/{v}/apply` | ApplyGuardrail (Bedrock Runtime) |
 //!
 //! Every request is SigV4-verified ([`sigv4`](super::sigv4)) against locally issued access
-//! keys before its body is parsed. Errors are restJson1-shaped: the status of the error shape,
+//! keys before its body is parsed: handlers reach the body only through the [`Signed`]
+//! extractor. Errors are restJson1-shaped: the status of the error shape,
 //! `x-amzn-ErrorType`, and `{"message": ...}`; messages name fields, never echo guarded text.
 
 use std::collections::HashMap;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -134,6 +135,35 @@ fn authenticate(
     })
 }
 
+/// A request whose SigV4 signature verified against a locally issued access key: its body.
+pub struct Signed(Bytes);
+
+impl FromRequest<AppState> for Signed {
+    type Rejection = AwsError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Signed, AwsError> {
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state).await.map_err(|e| {
+            AwsError::new(
+                e.status(),
+                "ValidationException",
+                "the request body could not be read",
+            )
+        })?;
+        authenticate(state, &method, &uri, &headers, &body)?;
+        Ok(Signed(body))
+    }
+}
+
+impl Signed {
+    /// The body as JSON (`{}` when empty).
+    fn json(&self) -> Result<Value, AwsError> {
+        json_body(&self.0)
+    }
+}
+
 fn json_body(body: &[u8]) -> Result<Value, AwsError> {
     if body.is_empty() {
         return Ok(json!({}));
@@ -170,15 +200,8 @@ fn accepted(v: Value) -> Response {
     (StatusCode::ACCEPTED, axum::Json(v)).into_response()
 }
 
-async fn create(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AwsError> {
-    authenticate(&state, &method, &uri, &headers, &body)?;
-    let (policy, token) = policy_from(json_body(&body)?)?;
+async fn create(State(state): State<AppState>, signed: Signed) -> Result<Response, AwsError> {
+    let (policy, token) = policy_from(signed.json()?)?;
     let rec = registry(&state).create(&policy, token.as_deref())?;
     Ok(accepted(json!({
         "guardrailId": rec.id, "guardrailArn": rec.arn,
@@ -189,14 +212,10 @@ async fn create(
 async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed,
 ) -> Result<Response, AwsError> {
-    authenticate(&state, &method, &uri, &headers, &body)?;
     let id = parse_identifier(&id)?;
-    let (policy, _) = policy_from(json_body(&body)?)?;
+    let (policy, _) = policy_from(signed.json()?)?;
     let rec = registry(&state).update(&id, &policy)?;
     Ok(accepted(json!({
         "guardrailId": rec.id, "guardrailArn": rec.arn,
@@ -208,12 +227,8 @@ async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    _signed: Signed,
 ) -> Result<Response, AwsError> {
-    authenticate(&state, &method, &uri, &headers, &body)?;
     let id = parse_identifier(&id)?;
     let version = match q.get("guardrailVersion") {
         Some(v) => parse_version(v, true)?,
@@ -226,12 +241,8 @@ async fn get(
 async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    _signed: Signed,
 ) -> Result<Response, AwsError> {
-    authenticate(&state, &method, &uri, &headers, &body)?;
     let id = q
         .get("guardrailIdentifier")
         .map(|i| parse_identifier(i))
@@ -264,12 +275,8 @@ async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    _signed: Signed,
 ) -> Result<Response, AwsError> {
-    authenticate(&state, &method, &uri, &headers, &body)?;
     let id = parse_identifier(&id)?;
     let version = match q.get("guardrailVersion") {
         Some(v) => parse_version(v, false)?,
@@ -282,14 +289,10 @@ async fn delete(
 async fn create_version(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed,
 ) -> Result<Response, AwsError> {
-    authenticate(&state, &method, &uri, &headers, &body)?;
     let id = parse_identifier(&id)?;
-    let b = json_body(&body)?;
+    let b = signed.json()?;
     let description = b.get("description").and_then(Value::as_str);
     if let Some(d) = description
         && (d.is_empty() || d.chars().count() > super::policy::limits::DESCRIPTION_MAX)
@@ -306,16 +309,12 @@ async fn create_version(
 async fn apply(
     State(state): State<AppState>,
     Path((id, version)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed,
 ) -> Result<Response, AwsError> {
-    authenticate(&state, &method, &uri, &headers, &body)?;
     let id = parse_identifier(&id)?;
     parse_version(&version, true)?;
     // serde's message can quote the offending value (guarded text): report the place only.
-    let req: ApplyGuardrailRequest = serde_json::from_slice(&body).map_err(|e| {
+    let req: ApplyGuardrailRequest = serde_json::from_slice(&signed.0).map_err(|e| {
         AwsError::validation(format!(
             "request body does not match ApplyGuardrail's shape (line {}, column {})",
             e.line(),

@@ -22,9 +22,12 @@
 //!   number + street words + a street-type suffix, optional unit, city, state and ZIP or UK
 //!   postcode; `P.O. Box`).
 //!
-//! Patterns use ASCII classes and `(?-u:\b)` so the lazy DFA runs them in one pass; the
-//! guardrail's [`RegexSet`](regex::RegexSet) over all patterns says which can match at all, so
-//! only those run. Separators inside numbers (spaces, dashes, dots, underscores) are accepted
+//! Patterns use ASCII classes and `(?-u:\b)`. Each detector also says where its matches can
+//! start ([`Start`]: after a cue literal, at a digit or capitalised word start passing a cheap
+//! shape check, before an `@` or a `:`, ...); the engine collects those candidates for all
+//! detectors in one pass and runs each regex anchored at its own, which finds exactly the
+//! matches a full scan would (a unit test in the engine holds this on the evaluation corpus and
+//! random text). Separators inside numbers (spaces, dashes, dots, underscores) are accepted
 //! where people write them; obfuscations the normaliser folds (fullwidth digits, zero-width
 //! characters, confusables, `[at]`) never reach these patterns.
 
@@ -132,28 +135,62 @@ const NAMES: [(PiiEntity, &str); 31] = [
 pub(crate) type Validator = fn(hay: &str, start: usize, end: usize) -> Option<(usize, usize)>;
 
 /// How one entity type is found: a regex over normalized text, the capture group that is the
-/// entity (0 = the whole match; a cue word may sit outside it), and an optional validator.
+/// entity (0 = the whole match; a cue word may sit outside it), an optional validator, and
+/// where a match can start ([`Start`]), so the engine runs the regex only there.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Detector {
     pub(crate) pattern: &'static str,
     pub(crate) group: usize,
     pub(crate) validate: Option<Validator>,
-    /// Literals (ASCII, any case) of which at least one occurs in every text the pattern can
-    /// match: the engine's one-pass anchor automaton skips the detector when none occurs.
-    /// Empty: always run.
+    /// Literals (ASCII, any case). With [`Start::Cue`], every match of the pattern begins with
+    /// one of them; with [`Start::Scan`], at least one occurs in every text the pattern can
+    /// match (the detector is skipped when none does). Empty: always run.
     pub(crate) anchors: &'static [&'static str],
+    pub(crate) start: Start,
 }
 
-const fn det(pattern: &'static str, group: usize, validate: Validator) -> Detector {
+/// A cheap necessary condition at a candidate start `i` of the normalized bytes `b`.
+pub(crate) type Check = fn(b: &[u8], i: usize) -> bool;
+
+/// Where a detector's matches can start. The engine's one pass over the normalized text
+/// collects these positions once for all detectors, and each detector's regex runs anchored at
+/// its candidates only (in order, so the leftmost match is the one found, as in a full scan).
+/// Every kind must include every position a match of the pattern can start at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Start {
+    /// Anywhere: one full scan of the regex (gated by `anchors` when non-empty).
+    Scan,
+    /// Exactly where one of `anchors` occurs.
+    Cue,
+    /// An ASCII word start (no ASCII word byte before) that is a digit, passing the check.
+    Digit(Check),
+    /// An ASCII word start that is an upper-case ASCII letter, passing the check.
+    Upper(Check),
+    /// An ASCII word start that is a digit or an upper-case letter, passing the check.
+    Alnum(Check),
+    /// Two letters at a word start followed by two digits (IBAN).
+    Iban,
+    /// Two hex digits at a word start before a `:` or `-`, or four before a `.` (MAC).
+    Mac,
+    /// `+`, `(`, any `1`, or a digit word start, with at least 7 digits in the next 32 bytes.
+    Phone,
+    /// An alphanumeric word start inside the run of address characters before an `@`.
+    Email,
+    /// At most 4 bytes before a `:`.
+    Colon,
+}
+
+const fn det(pattern: &'static str, group: usize, validate: Validator, start: Start) -> Detector {
     Detector {
         pattern,
         group,
         validate: Some(validate),
         anchors: &[],
+        start,
     }
 }
 
-/// A detector that can only match where one of `anchors` occurs.
+/// A detector whose every match begins with one of `anchors`.
 const fn cue(
     pattern: &'static str,
     group: usize,
@@ -165,7 +202,131 @@ const fn cue(
         group,
         validate: Some(validate),
         anchors,
+        start: Start::Cue,
     }
+}
+
+/// A detector scanned in full, only when one of `anchors` occurs somewhere.
+const fn gated(
+    pattern: &'static str,
+    group: usize,
+    validate: Validator,
+    anchors: &'static [&'static str],
+) -> Detector {
+    Detector {
+        pattern,
+        group,
+        validate: Some(validate),
+        anchors,
+        start: Start::Scan,
+    }
+}
+
+fn at(b: &[u8], i: usize) -> u8 {
+    b.get(i).copied().unwrap_or(0)
+}
+
+/// `ddd` then a separator (SSN, ITIN, SIN shapes).
+fn check_3_sep(b: &[u8], i: usize) -> bool {
+    at(b, i + 1).is_ascii_digit()
+        && at(b, i + 2).is_ascii_digit()
+        && matches!(at(b, i + 3), b' ' | b'.' | b'-')
+}
+
+fn check_itin(b: &[u8], i: usize) -> bool {
+    at(b, i) == b'9' && check_3_sep(b, i)
+}
+
+/// At least `n` digits in `b[i..i + window]`.
+fn digits_within(b: &[u8], i: usize, window: usize, n: usize) -> bool {
+    let end = (i + window).min(b.len());
+    b.get(i..end)
+        .is_some_and(|s| s.iter().filter(|c| c.is_ascii_digit()).count() >= n)
+}
+
+/// 12 digits, each at most 4 bytes after the one before.
+fn check_card(b: &[u8], i: usize) -> bool {
+    digits_within(b, i, 48, 12)
+}
+
+/// A `.` after one to three digits.
+fn check_ipv4(b: &[u8], i: usize) -> bool {
+    (1..=3).any(|k| at(b, i + k) == b'.')
+}
+
+/// `[0-9]{1,6}[A-Za-z]?` then a space and an upper-case letter or a digit.
+fn check_address(b: &[u8], i: usize) -> bool {
+    let mut k = i;
+    while at(b, k).is_ascii_digit() {
+        k += 1;
+    }
+    if k - i > 6 {
+        return false;
+    }
+    if at(b, k).is_ascii_alphabetic() {
+        k += 1;
+    }
+    at(b, k) == b' ' && (at(b, k + 1).is_ascii_uppercase() || at(b, k + 1).is_ascii_digit())
+}
+
+/// One to three digits, an optional space or dash, then `y`.
+fn check_age_after(b: &[u8], i: usize) -> bool {
+    let mut k = i;
+    while at(b, k).is_ascii_digit() && k - i < 3 {
+        k += 1;
+    }
+    if matches!(at(b, k), b' ' | b'-') {
+        k += 1;
+    }
+    at(b, k).eq_ignore_ascii_case(&b'y')
+}
+
+pub(crate) fn check_mac(b: &[u8], i: usize) -> bool {
+    at(b, i).is_ascii_hexdigit()
+        && at(b, i + 1).is_ascii_hexdigit()
+        && (matches!(at(b, i + 2), b':' | b'-') || at(b, i + 4) == b'.')
+}
+
+pub(crate) fn check_iban(b: &[u8], i: usize) -> bool {
+    at(b, i).is_ascii_alphabetic()
+        && at(b, i + 1).is_ascii_alphabetic()
+        && at(b, i + 2).is_ascii_digit()
+        && at(b, i + 3).is_ascii_digit()
+}
+
+fn check_swift(b: &[u8], i: usize) -> bool {
+    (0..6).all(|k| at(b, i + k).is_ascii_uppercase())
+}
+
+fn check_nino(b: &[u8], i: usize) -> bool {
+    at(b, i + 1).is_ascii_uppercase()
+        && (at(b, i + 2).is_ascii_digit()
+            || (at(b, i + 2) == b' ' && at(b, i + 3).is_ascii_digit()))
+}
+
+fn check_vin(b: &[u8], i: usize) -> bool {
+    (0..17).all(|k| {
+        let c = at(b, i + k);
+        c.is_ascii_digit() || (c.is_ascii_uppercase() && !matches!(c, b'I' | b'O' | b'Q'))
+    })
+}
+
+fn check_plate_uk(b: &[u8], i: usize) -> bool {
+    at(b, i + 1).is_ascii_uppercase()
+        && at(b, i + 2).is_ascii_digit()
+        && at(b, i + 3).is_ascii_digit()
+}
+
+/// A capitalised word, a space, then an upper-case letter.
+fn check_name_bare(b: &[u8], i: usize) -> bool {
+    let mut k = i + 1;
+    if !at(b, k).is_ascii_lowercase() {
+        return false;
+    }
+    while at(b, k).is_ascii_lowercase() {
+        k += 1;
+    }
+    at(b, k) == b' ' && at(b, k + 1).is_ascii_uppercase()
 }
 
 impl PiiEntity {
@@ -231,31 +392,36 @@ impl PiiEntity {
         match self {
             Email => {
                 const D: &[Detector] = &[
-                    cue(EMAIL, 0, validate_email, &["@"]),
-                    cue(EMAIL_SPELLED, 0, validate_email, &["dot"]),
+                    det(EMAIL, 0, validate_email, Start::Email),
+                    gated(EMAIL_SPELLED, 0, validate_email, &["dot"]),
                 ];
                 D
             }
             Phone => {
-                const D: &[Detector] = &[det(PHONE, 0, validate_phone)];
+                const D: &[Detector] = &[det(PHONE, 0, validate_phone, Start::Phone)];
                 D
             }
             UsSocialSecurityNumber => {
                 const D: &[Detector] = &[
-                    det(SSN, 0, validate_ssn),
+                    det(SSN, 0, validate_ssn, Start::Digit(check_3_sep)),
                     cue(SSN_CUE, 1, validate_ssn, &["ssn", "social security"]),
                 ];
                 D
             }
             UsIndividualTaxIdentificationNumber => {
                 const D: &[Detector] = &[
-                    det(ITIN, 0, validate_itin),
-                    cue(ITIN_CUE, 1, validate_itin, &["itin", "taxpayer"]),
+                    det(ITIN, 0, validate_itin, Start::Digit(check_itin)),
+                    cue(
+                        ITIN_CUE,
+                        1,
+                        validate_itin,
+                        &["itin", "individual taxpayer", "taxpayer", "tax payer"],
+                    ),
                 ];
                 D
             }
             CreditDebitCardNumber => {
-                const D: &[Detector] = &[det(CARD, 0, validate_card)];
+                const D: &[Detector] = &[det(CARD, 0, validate_card, Start::Digit(check_card))];
                 D
             }
             CreditDebitCardCvv => {
@@ -285,16 +451,18 @@ impl PiiEntity {
                 D
             }
             IpAddress => {
-                const D: &[Detector] =
-                    &[det(IPV4, 0, validate_ip), cue(IPV6, 0, validate_ip, &[":"])];
+                const D: &[Detector] = &[
+                    det(IPV4, 0, validate_ip, Start::Digit(check_ipv4)),
+                    det(IPV6, 0, validate_ip, Start::Colon),
+                ];
                 D
             }
             MacAddress => {
-                const D: &[Detector] = &[det(MAC, 0, validate_mac)];
+                const D: &[Detector] = &[det(MAC, 0, validate_mac, Start::Mac)];
                 D
             }
             AwsAccessKey => {
-                const D: &[Detector] = &[det(AWS_ACCESS_KEY, 0, validate_any)];
+                const D: &[Detector] = &[cue(AWS_ACCESS_KEY, 0, validate_any, &["akia", "asia"])];
                 D
             }
             AwsSecretKey => {
@@ -302,11 +470,11 @@ impl PiiEntity {
                 D
             }
             InternationalBankAccountNumber => {
-                const D: &[Detector] = &[det(IBAN, 0, validate_iban)];
+                const D: &[Detector] = &[det(IBAN, 0, validate_iban, Start::Iban)];
                 D
             }
             SwiftCode => {
-                const D: &[Detector] = &[det(SWIFT, 0, validate_swift)];
+                const D: &[Detector] = &[det(SWIFT, 0, validate_swift, Start::Upper(check_swift))];
                 D
             }
             UsBankRoutingNumber => {
@@ -314,7 +482,7 @@ impl PiiEntity {
                     ROUTING_CUE,
                     1,
                     validate_routing,
-                    &["routing", "aba", "rtn", "transit"],
+                    &["routing", "aba", "rtn", "transit number"],
                 )];
                 D
             }
@@ -323,17 +491,30 @@ impl PiiEntity {
                     ACCOUNT_CUE,
                     1,
                     validate_account,
-                    &["account", "acct", "a/c"],
+                    &[
+                        "bank account",
+                        "checking account",
+                        "savings account",
+                        "chequing account",
+                        "deposit account",
+                        "account",
+                        "acct",
+                        "a/c",
+                    ],
                 )];
                 D
             }
             UkNationalHealthServiceNumber => {
-                const D: &[Detector] =
-                    &[cue(NHS_CUE, 1, validate_nhs, &["nhs", "national health"])];
+                const D: &[Detector] = &[cue(
+                    NHS_CUE,
+                    1,
+                    validate_nhs,
+                    &["nhs", "national health service"],
+                )];
                 D
             }
             UkNationalInsuranceNumber => {
-                const D: &[Detector] = &[det(NINO, 0, validate_nino)];
+                const D: &[Detector] = &[det(NINO, 0, validate_nino, Start::Upper(check_nino))];
                 D
             }
             UkUniqueTaxpayerReferenceNumber => {
@@ -341,13 +522,13 @@ impl PiiEntity {
                     UTR_CUE,
                     1,
                     validate_utr,
-                    &["utr", "taxpayer", "tax reference"],
+                    &["utr", "unique tax", "tax reference"],
                 )];
                 D
             }
             CaSocialInsuranceNumber => {
                 const D: &[Detector] = &[
-                    det(SIN, 0, validate_sin),
+                    det(SIN, 0, validate_sin, Start::Digit(check_3_sep)),
                     cue(
                         SIN_CUE,
                         1,
@@ -362,12 +543,20 @@ impl PiiEntity {
                     CA_HEALTH_CUE,
                     1,
                     validate_ca_health,
-                    &["health", "ohip", "phn", "carte soleil", "ramq", "msp"],
+                    &[
+                        "health",
+                        "ohip",
+                        "phn",
+                        "personal health",
+                        "carte soleil",
+                        "ramq",
+                        "msp",
+                    ],
                 )];
                 D
             }
             VehicleIdentificationNumber => {
-                const D: &[Detector] = &[det(VIN, 0, validate_vin)];
+                const D: &[Detector] = &[det(VIN, 0, validate_vin, Start::Alnum(check_vin))];
                 D
             }
             UsPassportNumber => {
@@ -389,14 +578,22 @@ impl PiiEntity {
                         PLATE_CUE,
                         1,
                         validate_plate,
-                        &["plate", "registration", "reg", "tag number"],
+                        &[
+                            "license plate",
+                            "licence plate",
+                            "number plate",
+                            "plate",
+                            "registration",
+                            "reg",
+                            "tag number",
+                        ],
                     ),
-                    det(PLATE_UK, 0, validate_any),
+                    det(PLATE_UK, 0, validate_any, Start::Upper(check_plate_uk)),
                 ];
                 D
             }
             Url => {
-                const D: &[Detector] = &[cue(URL, 0, validate_url, &["://", "www."])];
+                const D: &[Detector] = &[cue(URL, 0, validate_url, &["http", "ftp", "www."])];
                 D
             }
             Username => {
@@ -432,7 +629,7 @@ impl PiiEntity {
             Age => {
                 const D: &[Detector] = &[
                     cue(AGE_BEFORE, 1, validate_age, &["age"]),
-                    cue(AGE_AFTER, 1, validate_age, &["year", "yr", "y/o", "yo"]),
+                    det(AGE_AFTER, 1, validate_age, Start::Digit(check_age_after)),
                 ];
                 D
             }
@@ -468,14 +665,19 @@ impl PiiEntity {
                             "to:",
                         ],
                     ),
-                    det(NAME_BARE, 0, validate_name_bare),
+                    det(
+                        NAME_BARE,
+                        0,
+                        validate_name_bare,
+                        Start::Upper(check_name_bare),
+                    ),
                 ];
                 D
             }
             Address => {
                 const D: &[Detector] = &[
-                    det(ADDRESS, 0, validate_address),
-                    cue(PO_BOX, 0, validate_any, &["box"]),
+                    det(ADDRESS, 0, validate_address, Start::Digit(check_address)),
+                    gated(PO_BOX, 0, validate_any, &["box"]),
                 ];
                 D
             }

@@ -337,6 +337,18 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// A list's length within `min..=max`; `what` names its items ("topics").
+fn check_count(field: &str, n: usize, min: usize, max: usize, what: &str) -> Result<(), String> {
+    if n < min || n > max {
+        return Err(if min == 0 {
+            format!("{field}: at most {max} {what} (got {n})")
+        } else {
+            format!("{field}: must have {min} to {max} {what} (got {n})")
+        });
+    }
+    Ok(())
+}
+
 fn check_chars(
     field: &str,
     value: &str,
@@ -412,12 +424,13 @@ impl GuardrailPolicy {
             check_len("kmsKeyId", k, KMS_KEY_MAX)?;
         }
         if let Some(tp) = &self.topic_policy_config {
-            let n = tp.topics_config.len();
-            if n == 0 || n > TOPICS_MAX {
-                return Err(format!(
-                    "topicPolicyConfig.topicsConfig: must have 1 to {TOPICS_MAX} topics (got {n})"
-                ));
-            }
+            check_count(
+                "topicPolicyConfig.topicsConfig",
+                tp.topics_config.len(),
+                1,
+                TOPICS_MAX,
+                "topics",
+            )?;
             for (i, t) in tp.topics_config.iter().enumerate() {
                 let f = format!("topicPolicyConfig.topicsConfig[{i}]");
                 check_len(&format!("{f}.name"), &t.name, TOPIC_NAME_MAX)?;
@@ -432,12 +445,13 @@ impl GuardrailPolicy {
                     &t.definition,
                     TOPIC_DEFINITION_MAX,
                 )?;
-                if t.examples.len() > TOPIC_EXAMPLES_MAX {
-                    return Err(format!(
-                        "{f}.examples: at most {TOPIC_EXAMPLES_MAX} examples (got {})",
-                        t.examples.len()
-                    ));
-                }
+                check_count(
+                    &format!("{f}.examples"),
+                    t.examples.len(),
+                    0,
+                    TOPIC_EXAMPLES_MAX,
+                    "examples",
+                )?;
                 for (j, e) in t.examples.iter().enumerate() {
                     check_len(&format!("{f}.examples[{j}]"), e, TOPIC_EXAMPLE_MAX)?;
                 }
@@ -447,12 +461,13 @@ impl GuardrailPolicy {
             }
         }
         if let Some(cp) = &self.content_policy_config {
-            let n = cp.filters_config.len();
-            if n == 0 || n > FILTERS_MAX {
-                return Err(format!(
-                    "contentPolicyConfig.filtersConfig: must have 1 to {FILTERS_MAX} filters (got {n})"
-                ));
-            }
+            check_count(
+                "contentPolicyConfig.filtersConfig",
+                cp.filters_config.len(),
+                1,
+                FILTERS_MAX,
+                "filters",
+            )?;
             let mut seen = Vec::new();
             for (i, f) in cp.filters_config.iter().enumerate() {
                 if seen.contains(&f.filter_type) {
@@ -472,12 +487,13 @@ impl GuardrailPolicy {
             }
         }
         if let Some(wp) = &self.word_policy_config {
-            let n = wp.words_config.len();
-            if n > WORDS_MAX {
-                return Err(format!(
-                    "wordPolicyConfig.wordsConfig: at most {WORDS_MAX} words (got {n})"
-                ));
-            }
+            check_count(
+                "wordPolicyConfig.wordsConfig",
+                wp.words_config.len(),
+                0,
+                WORDS_MAX,
+                "words",
+            )?;
             for (i, w) in wp.words_config.iter().enumerate() {
                 check_len(
                     &format!("wordPolicyConfig.wordsConfig[{i}].text"),
@@ -494,12 +510,13 @@ impl GuardrailPolicy {
             }
         }
         if let Some(sp) = &self.sensitive_information_policy_config {
-            let n = sp.regexes_config.len();
-            if n > REGEXES_MAX {
-                return Err(format!(
-                    "sensitiveInformationPolicyConfig.regexesConfig: at most {REGEXES_MAX} regexes (got {n})"
-                ));
-            }
+            check_count(
+                "sensitiveInformationPolicyConfig.regexesConfig",
+                sp.regexes_config.len(),
+                0,
+                REGEXES_MAX,
+                "regexes",
+            )?;
             for (i, r) in sp.regexes_config.iter().enumerate() {
                 let f = format!("sensitiveInformationPolicyConfig.regexesConfig[{i}]");
                 check_len(&format!("{f}.name"), &r.name, REGEX_NAME_MAX)?;
