@@ -12,6 +12,9 @@ say "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
 
+say "deployment template: cfn-lint and checkov"
+infra/check.sh
+
 say "build the binaries and the console site"
 cargo build --locked -p gateway -p server
 scripts/build-site.sh

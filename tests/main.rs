@@ -2,6 +2,8 @@
 //! one link instead of five keeps a cold CI build small on disk and quick to link.
 //! Run one part with a filter, e.g. `cargo test -p e2e --test e2e guard_corpus -- --nocapture`.
 
+mod aws;
+mod bedrock;
 #[path = "guard/corpus.rs"]
 mod corpus;
 mod gateway;
@@ -9,3 +11,4 @@ mod guard_api;
 mod guard_corpus;
 mod guard_topics;
 mod insights;
+mod lambda;

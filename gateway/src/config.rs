@@ -37,18 +37,158 @@ pub struct Config {
     pub server: ServerConfig,
     pub auth: AuthConfig,
     pub vault: VaultConfig,
+    /// The AWS backends (`backend = "aws"`): region, endpoint, bucket, key, log group, table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsConfig>,
     /// Features by name: who may call, which model, which guardrail, what throttles.
     pub features: BTreeMap<String, FeatureConfig>,
     /// Model aliases → providers.
     pub models: BTreeMap<String, ModelConfig>,
     /// Guardrail policies by id (Bedrock's CreateGuardrail shape).
     pub guardrails: BTreeMap<String, GuardrailPolicy>,
+    /// The console's sign-in options (`[console.oidc]`: single sign-on).
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// `[console]`: how people sign in to the console.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Single sign-on through an OpenID Connect provider (the Cognito hosted UI in AWS). Absent:
+    /// local accounts only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcConfig>,
+}
+
+/// `[console.oidc]`: an OpenID Connect provider for console sign-in (authorization code + PKCE).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The provider's issuer URL; its discovery document is `<issuer>/.well-known/openid-configuration`
+    /// (Cognito: `https://cognito-idp.<region>.amazonaws.com/<user pool id>`).
+    pub issuer: String,
+    /// The app client's id (the ID token's `aud`).
+    pub client_id: String,
+    /// The app client's secret, for clients that have one (sent with HTTP Basic).
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// Where the provider sends the browser back: `https://<console>/auth/oidc/callback`,
+    /// registered with the provider exactly.
+    pub redirect_url: String,
+    /// The ID-token claim holding the user's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// The groups that grant each console role; the strongest role a user's groups name wins.
+    #[serde(default = "default_admin_group")]
+    pub admin_group: String,
+    #[serde(default = "default_soc_group")]
+    pub soc_group: String,
+    #[serde(default = "default_viewer_group")]
+    pub viewer_group: String,
+}
+
+fn default_groups_claim() -> String {
+    "cognito:groups".into()
+}
+fn default_admin_group() -> String {
+    "admin".into()
+}
+fn default_soc_group() -> String {
+    "soc".into()
+}
+fn default_viewer_group() -> String {
+    "viewer".into()
+}
+
+impl OidcConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(format!("console.oidc.{m}")));
+        for (name, value) in [
+            ("issuer", &self.issuer),
+            ("redirect_url", &self.redirect_url),
+        ] {
+            if !(value.starts_with("https://") || value.starts_with("http://"))
+                || value.len() > 2048
+            {
+                return bad(format!(
+                    "{name} must be an http(s) URL of at most 2048 characters"
+                ));
+            }
+        }
+        for (name, value) in [
+            ("client_id", &self.client_id),
+            ("groups_claim", &self.groups_claim),
+            ("admin_group", &self.admin_group),
+            ("soc_group", &self.soc_group),
+            ("viewer_group", &self.viewer_group),
+        ] {
+            if value.trim().is_empty() || value.len() > 256 {
+                return bad(format!("{name} must be set (at most 256 characters)"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
     Embedded,
+    /// S3 + KMS vault, CloudWatch Logs audit, DynamoDB throttle counters (`[aws]`).
+    Aws,
+}
+
+/// `[aws]`: where the AWS backends live. Credentials come from the default chain (environment,
+/// profile, web identity, container or instance role), never from this file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// e.g. `eu-west-1`.
+    pub region: String,
+    /// Overrides every service endpoint (an emulator such as moto in tests). Absent: AWS.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// The prompt vault's S3 bucket.
+    pub vault_bucket: String,
+    /// The KMS key (id, ARN or `alias/...`) that wraps vault keys and encrypts objects (SSE-KMS).
+    pub kms_key_id: String,
+    /// The CloudWatch Logs group and stream audit events go to.
+    pub log_group: String,
+    #[serde(default = "default_log_stream")]
+    pub log_stream: String,
+    /// `cloudwatch` (batched PutLogEvents) or `stdout` (one JSON line per event, for Lambda,
+    /// whose runtime ships stdout to the function's log group).
+    #[serde(default = "default_audit_sink")]
+    pub audit_sink: String,
+    /// The DynamoDB table holding the shared throttle counters (partition key `pk`, string).
+    pub throttle_table: String,
+    /// Refuse to start unless the bucket blocks public access, encrypts by default and expires
+    /// `prompts/` within the vault retention.
+    #[serde(default = "default_true")]
+    pub check_bucket: bool,
+    /// A KMS-issued key-encryption key is reused for at most this many seconds...
+    #[serde(default = "default_kek_max_age")]
+    pub kek_max_age_secs: u64,
+    /// ...and at most this many records, then a fresh one is requested from KMS.
+    #[serde(default = "default_kek_max_uses")]
+    pub kek_max_uses: u64,
+}
+
+fn default_log_stream() -> String {
+    "gateway".into()
+}
+fn default_audit_sink() -> String {
+    "cloudwatch".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_kek_max_age() -> u64 {
+    300
+}
+fn default_kek_max_uses() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,6 +278,20 @@ pub enum ModelConfig {
         #[serde(default = "default_upstream_timeout")]
         timeout_secs: u64,
     },
+    /// Amazon Bedrock (Converse / ConverseStream), credentials from the AWS default chain.
+    Bedrock {
+        /// The model id or inference-profile ARN called, e.g.
+        /// `anthropic.claude-3-5-haiku-20241022-v1:0`.
+        model_id: String,
+        /// Overrides the SDK's region (`AWS_REGION`).
+        #[serde(default)]
+        region: Option<String>,
+        /// Overrides the endpoint (a VPC endpoint's DNS name, or a test peer).
+        #[serde(default)]
+        endpoint_url: Option<String>,
+        #[serde(default = "default_upstream_timeout")]
+        timeout_secs: u64,
+    },
 }
 
 fn default_upstream_timeout() -> u64 {
@@ -152,6 +306,7 @@ impl ModelConfig {
             ModelConfig::Openai {
                 base_url, model, ..
             } => format!("openai-compatible:{base_url}#{model}"),
+            ModelConfig::Bedrock { model_id, .. } => format!("bedrock:{model_id}"),
         }
     }
 }
@@ -202,6 +357,8 @@ impl Default for Config {
                 client_claim: None,
             },
             vault: VaultConfig { retention_days: 90 },
+            aws: None,
+            console: ConsoleConfig::default(),
             features: BTreeMap::from([(
                 "default".to_string(),
                 FeatureConfig {
@@ -223,6 +380,55 @@ impl Default for Config {
                 GuardrailPolicy::default_policy(),
             )]),
         }
+    }
+}
+
+impl AwsConfig {
+    fn validate(&self, retention_days: u32) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(format!("aws.{m}")));
+        for (name, value) in [
+            ("region", &self.region),
+            ("vault_bucket", &self.vault_bucket),
+            ("kms_key_id", &self.kms_key_id),
+            ("log_group", &self.log_group),
+            ("log_stream", &self.log_stream),
+            ("throttle_table", &self.throttle_table),
+        ] {
+            if value.trim().is_empty() || value.len() > 2048 {
+                return bad(format!("{name} must be set (at most 2048 characters)"));
+            }
+        }
+        if !self
+            .region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return bad(format!("region {:?} is not a region name", self.region));
+        }
+        if let Some(url) = &self.endpoint_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return bad("endpoint_url must start with http:// or https://".into());
+        }
+        if !matches!(self.audit_sink.as_str(), "cloudwatch" | "stdout") {
+            return bad(format!(
+                "audit_sink must be \"cloudwatch\" or \"stdout\", not {:?}",
+                self.audit_sink
+            ));
+        }
+        if self.kek_max_age_secs == 0 || self.kek_max_age_secs > 86_400 {
+            return bad("kek_max_age_secs must be between 1 and 86400".into());
+        }
+        if self.kek_max_uses == 0 || self.kek_max_uses > 1 << 32 {
+            return bad("kek_max_uses must be between 1 and 2^32".into());
+        }
+        if retention_days > 90 {
+            return bad(format!(
+                "vault.retention_days is {retention_days}, but the bucket's lifecycle rule \
+                 expires prompts/ after at most 90 days"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -368,6 +574,16 @@ impl Config {
                 ));
             }
         }
+        if let Some(oidc) = &self.console.oidc {
+            oidc.validate()?;
+        }
+        match (self.backend, &self.aws) {
+            (Backend::Aws, None) => {
+                return bad("backend = \"aws\" needs an [aws] section".into());
+            }
+            (Backend::Aws, Some(aws)) => aws.validate(self.vault.retention_days)?,
+            (Backend::Embedded, _) => {}
+        }
         for (alias, model) in &self.models {
             if let ModelConfig::Openai {
                 base_url,
@@ -378,6 +594,41 @@ impl Config {
                 if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
                     return bad(format!(
                         "model {alias:?}: base_url must start with http:// or https://"
+                    ));
+                }
+                if *timeout_secs == 0 {
+                    return bad(format!("model {alias:?}: timeout_secs must be at least 1"));
+                }
+            }
+            if let ModelConfig::Bedrock {
+                model_id,
+                region,
+                endpoint_url,
+                timeout_secs,
+            } = model
+            {
+                if model_id.trim().is_empty()
+                    || model_id.len() > 2048
+                    || model_id.chars().any(char::is_whitespace)
+                {
+                    return bad(format!(
+                        "model {alias:?}: model_id must be a Bedrock model id or ARN"
+                    ));
+                }
+                if region.as_ref().is_some_and(|r| {
+                    r.is_empty()
+                        || !r
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                }) {
+                    return bad(format!("model {alias:?}: region is not a region name"));
+                }
+                if endpoint_url
+                    .as_ref()
+                    .is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+                {
+                    return bad(format!(
+                        "model {alias:?}: endpoint_url must start with http:// or https://"
                     ));
                 }
                 if *timeout_secs == 0 {
@@ -520,6 +771,32 @@ throttle = { requests_per_minute = 1, burst = 1, tokens_per_minute = 1, tokens_p
         .unwrap();
         let err = Config::load_from(Some(&file), &[]).unwrap_err().to_string();
         assert!(err.contains("\"missing\" is not defined"), "{err}");
+    }
+
+    #[test]
+    fn the_aws_backend_needs_a_complete_aws_section_and_rejects_typos() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load_from(Some(&file), &[]).map_err(|e| e.to_string())
+        };
+        let err = load("backend = \"aws\"\n").unwrap_err();
+        assert!(err.contains("needs an [aws] section"), "{err}");
+        let good = "backend = \"aws\"\n[aws]\nregion = \"eu-west-1\"\nvault_bucket = \"b\"\n\
+                    kms_key_id = \"alias/gp\"\nlog_group = \"/gp\"\nthrottle_table = \"t\"\n";
+        let c = load(good).unwrap();
+        let aws = c.aws.unwrap();
+        assert_eq!(
+            (aws.log_stream.as_str(), aws.kek_max_uses),
+            ("gateway", 10_000)
+        );
+        let err = load(&format!("{good}bukket = \"x\"\n")).unwrap_err();
+        assert!(err.contains("bukket"), "{err}");
+        let err = load(&format!("{good}endpoint_url = \"localhost:4566\"\n")).unwrap_err();
+        assert!(err.contains("aws.endpoint_url"), "{err}");
+        let err = load(&good.replace("region = \"eu-west-1\"", "region = \"\"")).unwrap_err();
+        assert!(err.contains("aws.region"), "{err}");
     }
 
     #[test]

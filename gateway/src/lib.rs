@@ -6,12 +6,15 @@
 
 pub mod audit;
 pub mod auth;
+pub mod aws;
 pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod features;
 pub mod guard;
 pub mod insights;
+pub mod lambda;
 pub mod model;
 pub mod openai;
 pub mod router;

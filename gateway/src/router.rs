@@ -222,8 +222,11 @@ async fn healthz() -> Json<serde_json::Value> {
 
 /// Ready when the audit store answers a read.
 async fn readyz(State(state): State<AppState>) -> Response {
+    // Records waiting in the durable spool (AWS backends) are not lost, but an operator should
+    // see them: the gateway stays ready and says how many there are.
+    let spooled = state.spool.as_ref().map_or(0, |spool| spool.backlog());
     match state.audit.find("readyz-probe").await {
-        Ok(_) => Json(json!({ "status": "ready" })).into_response(),
+        Ok(_) => Json(json!({ "status": "ready", "spooledRecords": spooled })).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "not ready: audit store");
             (

@@ -14,12 +14,21 @@ use crate::auth::issuer::LocalIssuer;
 use crate::auth::jwks::{HttpJwks, KeyCache, KeySource};
 use crate::auth::verify::{Expectations, Verifier};
 use crate::config::{Backend, Config};
+use crate::features::FeatureSettings;
 use crate::guard::Guardrail;
 use crate::guard::registry::Registry;
 use crate::model::Provider;
 use crate::throttle::Throttle;
 use crate::throttle::local::LocalThrottle;
 use crate::vault::Vault;
+
+/// The backends that differ between `embedded` and `aws`.
+type DataBackends = (
+    Arc<dyn AuditStore>,
+    Vault,
+    Arc<dyn Throttle>,
+    Option<Arc<crate::aws::spool::Spool>>,
+);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -36,6 +45,10 @@ pub struct AppState {
     pub audit: Arc<dyn AuditStore>,
     pub vault: Vault,
     pub prompt_hasher: Arc<PromptHasher>,
+    /// On `backend = "aws"`: records waiting locally for S3/CloudWatch (`backlog()` for /readyz).
+    pub spool: Option<Arc<crate::aws::spool::Spool>>,
+    /// Runtime overrides of the configuration's features (console edits, no restart).
+    pub features: Arc<FeatureSettings>,
 }
 
 impl AppState {
@@ -43,6 +56,7 @@ impl AppState {
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
         match config.backend {
             Backend::Embedded => {}
+            Backend::Aws => {}
         }
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir)
@@ -82,25 +96,40 @@ impl AppState {
         let mut models = BTreeMap::new();
         for (alias, model) in &config.models {
             let provider = Provider::from_config(model)
+                .await
                 .map_err(|e| anyhow::anyhow!("model {alias:?}: {e}"))?;
             models.insert(alias.clone(), provider);
         }
-        let audit = SqliteAuditStore::open(&data_dir.join("audit.db")).context("audit store")?;
-        let vault =
-            Vault::embedded(&data_dir, config.vault.retention_days).context("prompt vault")?;
+        let (audit, vault, throttle, spool): DataBackends = match config.backend {
+            Backend::Embedded => (
+                Arc::new(
+                    SqliteAuditStore::open(&data_dir.join("audit.db")).context("audit store")?,
+                ),
+                Vault::embedded(&data_dir, config.vault.retention_days).context("prompt vault")?,
+                Arc::new(LocalThrottle::new()),
+                None,
+            ),
+            Backend::Aws => {
+                let b = crate::aws::DataBackends::build(&config, None).await?;
+                (b.audit, b.vault, b.throttle, Some(b.spool))
+            }
+        };
         let prompt_hasher = PromptHasher::load_or_create(&data_dir).context("prompt hash key")?;
+        let features = FeatureSettings::open(&data_dir).context("feature settings")?;
 
         Ok(AppState {
             config: Arc::new(config),
             verifier: Arc::new(verifier),
             issuer,
-            throttle: Arc::new(LocalThrottle::new()),
+            throttle,
             guardrails: registry.clone(),
             registry,
             models: Arc::new(models),
-            audit: Arc::new(audit),
+            audit,
             vault,
             prompt_hasher: Arc::new(prompt_hasher),
+            spool,
+            features: Arc::new(features),
         })
     }
 }

@@ -7,6 +7,9 @@
     reason = "test support: failing loudly is the point"
 )]
 
+pub mod bedrock_fake;
+pub mod moto;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

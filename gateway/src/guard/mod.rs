@@ -10,10 +10,11 @@
 //! (content filters, PROMPT_ATTACK), [`assess`] (ApplyGuardrail's response), [`stream`],
 //! [`registry`] (SQLite, DRAFT + immutable versions, access keys; implements [`Guardrail`]),
 //! [`api`] (Bedrock REST routes) + [`sigv4`] (request verification), [`cli`] (`gateway
-//! guard`).
+//! guard`); [`bedrock`] (Bedrock's ApplyGuardrail behind [`Guardrail`], for the AWS backend).
 
 pub mod api;
 pub mod assess;
+pub mod bedrock;
 pub mod cli;
 pub mod content;
 pub mod engine;

@@ -3,9 +3,11 @@
 //!
 //! - [`development`]: the built-in deterministic development model (the embedded default).
 //! - [`openai_compat`]: an OpenAI-compatible upstream (vLLM, Ollama, llama.cpp server).
+//! - [`bedrock`]: Amazon Bedrock Converse / ConverseStream.
 //!
 //! The model id a provider calls is always the one in config, never one named by the client.
 
+pub mod bedrock;
 pub mod development;
 pub mod openai_compat;
 
@@ -33,6 +35,8 @@ pub struct ModelRequest {
 pub enum FinishReason {
     Stop,
     Length,
+    /// The model's own provider filtered the answer (Bedrock's guardrail or content filter).
+    ContentFilter,
 }
 
 impl FinishReason {
@@ -40,6 +44,7 @@ impl FinishReason {
         match self {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
+            FinishReason::ContentFilter => "content_filter",
         }
     }
 }
@@ -71,6 +76,8 @@ pub enum ModelError {
     Status(u16),
     #[error("upstream response malformed: {0}")]
     BadResponse(String),
+    #[error("request not accepted by the provider: {0}")]
+    Request(String),
 }
 
 pub type EventStream = BoxStream<'static, Result<StreamEvent, ModelError>>;
@@ -79,10 +86,11 @@ pub type EventStream = BoxStream<'static, Result<StreamEvent, ModelError>>;
 pub enum Provider {
     Development(development::DevelopmentModel),
     OpenAiCompatible(openai_compat::OpenAiCompatible),
+    Bedrock(bedrock::Bedrock),
 }
 
 impl Provider {
-    pub fn from_config(config: &ModelConfig) -> Result<Provider, String> {
+    pub async fn from_config(config: &ModelConfig) -> Result<Provider, String> {
         match config {
             ModelConfig::Development {} => Ok(Provider::Development(development::DevelopmentModel)),
             ModelConfig::Openai {
@@ -97,6 +105,19 @@ impl Provider {
                 *timeout_secs,
             )
             .map(Provider::OpenAiCompatible),
+            ModelConfig::Bedrock {
+                model_id,
+                region,
+                endpoint_url,
+                timeout_secs,
+            } => bedrock::Bedrock::new(&bedrock::BedrockSettings {
+                model_id,
+                region: region.as_deref(),
+                endpoint_url: endpoint_url.as_deref(),
+                timeout_secs: *timeout_secs,
+            })
+            .await
+            .map(Provider::Bedrock),
         }
     }
 
@@ -104,6 +125,7 @@ impl Provider {
         match self {
             Provider::Development(m) => Ok(m.complete(request)),
             Provider::OpenAiCompatible(m) => m.complete(request).await,
+            Provider::Bedrock(m) => m.complete(request).await,
         }
     }
 
@@ -111,6 +133,7 @@ impl Provider {
         match self {
             Provider::Development(m) => Ok(m.stream(request)),
             Provider::OpenAiCompatible(m) => m.stream(request).await,
+            Provider::Bedrock(m) => m.stream(request).await,
         }
     }
 
@@ -126,6 +149,10 @@ impl Provider {
             Provider::OpenAiCompatible(m) => (
                 "golden-path",
                 format!("OpenAI-compatible upstream model {}", m.model),
+            ),
+            Provider::Bedrock(m) => (
+                "golden-path",
+                format!("Amazon Bedrock model {}", m.model_id),
             ),
         }
     }

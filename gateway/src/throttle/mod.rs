@@ -3,6 +3,7 @@
 //! path calls; [`local`] keeps counters in-process on the embedded default (a shared store backs
 //! it in AWS). Limits are passed on every call, so a changed limit applies without a restart.
 
+pub mod dynamo;
 pub mod local;
 
 use async_trait::async_trait;
