@@ -48,6 +48,7 @@ fi
 
 if $want_test; then
   need chromium chromium
+  need sqlite3 sqlite3   # the SOC browser test sets up its users with it
   need node nodejs
   need npm npm
   python3 -c "import ensurepip, venv" >/dev/null 2>&1 || apt_install python3-venv

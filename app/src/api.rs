@@ -189,6 +189,13 @@ pub async fn logout() -> Result<(), ApiError> {
     crate::context::logout().await
 }
 
+/// Whether single sign-on (`[console.oidc]`) is configured, for the sign-in page's link. Public:
+/// it tells nothing beyond what the sign-in page shows.
+#[server(prefix = "/api", endpoint = "sso_available")]
+pub async fn sso_available() -> Result<bool, ApiError> {
+    Ok(crate::context::sso_available())
+}
+
 /// The signed-in user.
 #[server(prefix = "/api", endpoint = "whoami")]
 pub async fn whoami() -> Result<UserInfo, ApiError> {

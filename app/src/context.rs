@@ -25,6 +25,9 @@ use crate::chart;
 pub struct Console {
     pub accounts: Accounts,
     pub audit: Arc<dyn AuditStore>,
+    /// The SOC pages' backends (Insights queries, the vault); `None` answers them
+    /// [`ApiError::Unavailable`].
+    pub soc: Option<crate::soc::Soc>,
 }
 
 /// The [`Console`] provided for this request.
@@ -122,6 +125,11 @@ pub async fn require_user() -> Result<(Console, User), ApiError> {
     }
 }
 
+/// Whether the gateway's configuration names an OpenID Connect provider for console sign-in.
+pub fn sso_available() -> bool {
+    use_context::<gateway::state::AppState>().is_some_and(|s| s.config.console.oidc.is_some())
+}
+
 /// The signed-in user of this request if their role is one of `allowed`; otherwise
 /// [`ApiError::Unauthorized`] (no session) or [`ApiError::Forbidden`] (403). Every page loader
 /// and server function beyond the overview calls this first: deny by default.
@@ -164,6 +172,8 @@ pub async fn login(name: String, password: String) -> Result<(), ApiError> {
     let error = match result {
         Ok(session) => {
             tracing::info!(user = %session.user.name, client = %ip, "console sign-in");
+            crate::admin::server::record_session_event(&console, &session.user.name, "login", &ip)
+                .await;
             set_cookie(&session::set_cookie(
                 &session.token,
                 request_is_https(&parts),
@@ -173,10 +183,13 @@ pub async fn login(name: String, password: String) -> Result<(), ApiError> {
         }
         Err(LoginError::Invalid) => {
             tracing::warn!(user = %name, client = %ip, "console sign-in failed");
+            crate::admin::server::record_session_event(&console, &name, "login.failed", &ip).await;
             ApiError::InvalidCredentials
         }
         Err(LoginError::Throttled) => {
             tracing::warn!(user = %name, client = %ip, "console sign-in throttled");
+            crate::admin::server::record_session_event(&console, &name, "login.throttled", &ip)
+                .await;
             ApiError::Throttled
         }
         Err(LoginError::Store(e)) => {
@@ -201,6 +214,20 @@ pub async fn login(name: String, password: String) -> Result<(), ApiError> {
 pub async fn logout() -> Result<(), ApiError> {
     let console = console()?;
     let parts = request_parts()?;
+    if let Some(token) = session_token(&parts.headers)
+        && let Ok(Some(user)) = console
+            .accounts
+            .session_user(&token, gateway::now_ms())
+            .await
+    {
+        crate::admin::server::record_session_event(
+            &console,
+            &user.name,
+            "logout",
+            &client_ip(&parts),
+        )
+        .await;
+    }
     if let Some(token) = session_token(&parts.headers)
         && let Err(e) = console.accounts.logout(&token).await
     {

@@ -8,8 +8,13 @@
 //! - Server only: [`accounts`] (users, sessions, throttle), [`context`] (what server functions
 //!   reach), [`chart`] (plotters SVG).
 
+// The hydrate build's view types nest deeply (large forms); the default limit (128) is too low.
+#![recursion_limit = "256"]
+
+pub mod admin;
 pub mod api;
 pub mod pages;
+pub mod soc;
 
 #[cfg(feature = "ssr")]
 pub mod accounts;
@@ -23,7 +28,10 @@ use leptos_meta::{MetaTags, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
-use pages::{LoginPage, NotFound, OverviewPage};
+use pages::{
+    AccountsPage, AuditPage, FeaturesPage, GuardrailPage, GuardrailsPage, InsightsPage,
+    InvestigatePage, LoginPage, NotFound, OverviewPage,
+};
 
 /// The Content-Security-Policy of console pages; `nonce` admits Leptos' inline hydration
 /// scripts and nothing else inline. `'wasm-unsafe-eval'` lets the page compile its wasm.
@@ -84,6 +92,13 @@ pub fn App() -> impl IntoView {
             <Routes fallback=NotFound>
                 <Route path=path!("/login") view=LoginPage />
                 <Route path=path!("/") view=OverviewPage ssr=SsrMode::Async />
+                <Route path=path!("/insights") view=InsightsPage ssr=SsrMode::Async />
+                <Route path=path!("/investigate") view=InvestigatePage ssr=SsrMode::Async />
+                <Route path=path!("/guardrails") view=GuardrailsPage ssr=SsrMode::Async />
+                <Route path=path!("/guardrails/:id") view=GuardrailPage ssr=SsrMode::Async />
+                <Route path=path!("/features") view=FeaturesPage ssr=SsrMode::Async />
+                <Route path=path!("/admin/accounts") view=AccountsPage ssr=SsrMode::Async />
+                <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

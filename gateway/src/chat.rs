@@ -178,6 +178,8 @@ pub async fn chat(
     let Some((feature_name, feature)) = state.config.feature_for_client(&caller.client_id) else {
         return Err(ApiError::Unauthorized);
     };
+    // The console's runtime overrides (pinned version, model, throttle) apply per request.
+    let feature = &state.features.effective(feature_name, feature);
     let mut ex = Exchange {
         meta,
         user_sub: caller.sub.clone(),

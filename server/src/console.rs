@@ -6,6 +6,8 @@
 //!   site assets, and the `login`/`logout` server functions. Pages answer a missing session
 //!   with a redirect to `/login`; server functions with 401. Each server function checks the
 //!   session again itself.
+//! - **Cross-origin guard** (CSRF): state-changing requests must come from the console's own
+//!   pages (`Sec-Fetch-Site`/`Origin`), see [`cross_origin_guard`].
 //! - **Security headers** on every response: CSP (pages set their own with the render's
 //!   nonce; everything else gets a locked-down default), `X-Frame-Options: DENY`,
 //!   `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`; `no-store` for
@@ -34,6 +36,7 @@ use tower_http::services::ServeDir;
 use app::api::ApiError;
 use app::context::{Console, session_token};
 use app::{App, shell};
+use gateway::state::AppState;
 
 /// CSP for responses that are not pages (assets, redirects, server-function answers).
 const DEFAULT_CSP: &str =
@@ -54,16 +57,34 @@ impl Gate {
 
     /// Paths reachable without a session.
     fn is_public(&self, path: &str) -> bool {
-        path == "/login" || path == "/api/login" || path == "/api/logout" || self.is_asset(path)
+        matches!(
+            path,
+            "/login" | "/api/login" | "/api/logout" | "/api/sso_available"
+        ) || self.is_asset(path)
     }
 }
 
 /// The console router over `options` (site settings) and `console` (backends).
 pub fn router(options: LeptosOptions, console: Console) -> Router {
+    router_with_gateway(options, console, None)
+}
+
+/// [`router`] with the gateway's state in the server functions' context too (the admin pages
+/// edit its guardrail registry and feature settings; without it they answer "unavailable").
+pub fn router_with_gateway(
+    options: LeptosOptions,
+    console: Console,
+    gateway: Option<AppState>,
+) -> Router {
     let routes = generate_route_list(App);
     let context = {
         let console = console.clone();
-        move || provide_context(console.clone())
+        move || {
+            provide_context(console.clone());
+            if let Some(state) = &gateway {
+                provide_context(state.clone());
+            }
+        }
     };
     let render = {
         let options = options.clone();
@@ -87,6 +108,7 @@ pub fn router(options: LeptosOptions, console: Console) -> Router {
             _,
         >(context, shell))
         .layer(middleware::from_fn_with_state(gate.clone(), session_gate))
+        .layer(middleware::from_fn(cross_origin_guard))
         .layer(middleware::from_fn_with_state(gate, security_headers))
         .with_state(options)
 }
@@ -132,6 +154,47 @@ fn unauthorized() -> Response {
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res
+}
+
+/// CSRF protection for every state-changing request (anything but GET, HEAD and OPTIONS):
+/// a browser says where a request comes from, and only the console's own pages may post.
+///
+/// - `Sec-Fetch-Site` (every current browser sends it): only `same-origin` (or `none`, a
+///   request the user typed) passes;
+/// - otherwise `Origin` (older browsers): it must name this host (`Host`);
+/// - a request with neither is not from a browser (curl, the tests), which cannot be forged
+///   cross-site: it passes and still needs a session.
+///
+/// Together with the `SameSite=Strict` session cookie this needs no token in the forms, so the
+/// plain-HTML forms served before the wasm loads are protected exactly like the `fetch` calls.
+pub async fn cross_origin_guard(req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || is_same_origin(req.headers())
+    {
+        return next.run(req).await;
+    }
+    tracing::warn!(path = %req.uri().path(), "cross-origin request refused");
+    let mut res = Response::new(Body::from(ApiError::Forbidden.ser()));
+    *res.status_mut() = StatusCode::FORBIDDEN;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+/// Whether the browser headers of a request say it came from this origin (see
+/// [`cross_origin_guard`]).
+pub fn is_same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text("sec-fetch-site") {
+        return site == "same-origin" || site == "none";
+    }
+    match (text("origin"), text("host")) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host)),
+        (Some(_), None) => false,
+    }
 }
 
 async fn security_headers(State(gate): State<Gate>, req: Request, next: Next) -> Response {

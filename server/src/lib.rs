@@ -9,16 +9,24 @@
 //! Stdout carries only the lines scripts parse: the one-time admin password (first run) and the
 //! two `… listening on http://ADDR` lines. Logs go to stderr.
 
+// The console's page types nest deeply (Leptos views are types); the default limit of 128 is
+// not enough for the Insights page.
+#![recursion_limit = "256"]
+
 pub mod console;
+pub mod oidc;
 pub mod site;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use app::accounts::Accounts;
 use app::context::Console;
+use app::soc::Soc;
 use gateway::config::{Backend, Config, ENV_CONFIG_FILE};
+use gateway::insights::store::SqliteInsights;
 use gateway::state::AppState;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -35,6 +43,48 @@ pub struct Args {
     /// ./data. The console's site settings come from Leptos.toml (see GOLDEN_PATH_LEPTOS_TOML).
     #[arg(long, env = ENV_CONFIG_FILE)]
     pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the `server` binary does instead of serving.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Create a console admin (or make an existing user an enabled admin) with a generated
+    /// password, printed once on stdout; the user's sessions are ended.
+    CreateAdmin {
+        /// The user name: 1-64 letters, digits, '.', '_', '-', '@'.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// `server create-admin --name N`: prints `console admin password for N (shown once): …`.
+pub async fn create_admin(config: Option<&std::path::Path>, name: &str) -> anyhow::Result<()> {
+    let config = Config::load(config)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let console_db = config.data_dir.join("console.db");
+    let accounts = Accounts::open(&console_db)
+        .with_context(|| format!("console accounts in {}", console_db.display()))?;
+    let password = accounts
+        .create_admin(name, gateway::now_ms())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let event = app::accounts::events::ConsoleEvent {
+        at_ms: gateway::now_ms(),
+        actor: "cli:create-admin".into(),
+        kind: "account.create".into(),
+        target: name.to_string(),
+        detail: "made an enabled admin with a new password (server create-admin)".into(),
+        client: "local".into(),
+    };
+    accounts
+        .record_event(event)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("console admin password for {name} (shown once): {password}");
+    Ok(())
 }
 
 /// Log to stderr, `info` unless `RUST_LOG` says otherwise.
@@ -47,8 +97,22 @@ pub fn init_tracing() {
         .init();
 }
 
+/// The console's backends over the gateway's state (shared by `run` and the router tests).
+pub fn console_for(accounts: Accounts, state: &AppState) -> Console {
+    // The SOC pages query the embedded audit store (CloudWatch Logs Insights on AWS later).
+    let insights = Arc::new(SqliteInsights::new(&state.config.data_dir.join("audit.db")));
+    Console {
+        accounts,
+        audit: state.audit.clone(),
+        soc: Some(Soc::new(insights, state.vault.clone())),
+    }
+}
+
 /// Run until asked to stop.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::CreateAdmin { name }) = &args.command {
+        return create_admin(args.config.as_deref(), name).await;
+    }
     let config = Config::load(args.config.as_deref())?;
     let options = site::load()?;
 
@@ -65,13 +129,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // gateway elsewhere (Lambda) has to decide here: the match is exhaustive on purpose.
     match config.backend {
         Backend::Embedded => {}
+        // The console's own process can also serve the gateway on the AWS backends (a container
+        // deployment); the Lambda deployment runs the gateway without the console.
+        Backend::Aws => {}
     }
     let gateway_addr = config.server.listen.clone();
-    let state = AppState::build(config).await?;
-    let console = Console {
-        accounts,
-        audit: state.audit.clone(),
+    let oidc = match &config.console.oidc {
+        Some(settings) => Some(std::sync::Arc::new(oidc::Oidc::new(
+            settings.clone(),
+            accounts.clone(),
+            options.css_path(),
+        )?)),
+        None => None,
     };
+    let state = AppState::build(config).await?;
+    let console = console_for(accounts, &state);
 
     let gateway_listener = TcpListener::bind(&gateway_addr)
         .await
@@ -95,7 +167,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    let router = console::router(options, console);
+    let mut router = console::router_with_gateway(options, console, Some(state.clone()));
+    if let Some(oidc) = oidc {
+        router = router.merge(oidc.routes());
+    }
     let console_server = axum::serve(
         console_listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -56,6 +56,7 @@ async fn fixture() -> Fixture {
         Console {
             accounts,
             audit: audit.clone(),
+            soc: None,
         },
     );
     Fixture {

@@ -6,9 +6,14 @@
 //! (rotation); a sign-in failure says nothing about which half was wrong; a throttled key is
 //! refused before any password is checked.
 
+pub mod events;
+pub mod federated;
+pub mod manage;
 pub mod password;
 pub mod session;
 pub mod throttle;
+
+pub use federated::is_valid_name;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -119,7 +124,7 @@ CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions(expires_at);
 pub struct Accounts {
     db: Arc<Mutex<Connection>>,
     throttle: Arc<Mutex<LoginThrottle>>,
-    cost: HashCost,
+    pub(crate) cost: HashCost,
     /// A hash to verify against when the user does not exist, so both cases cost the same.
     dummy_hash: Arc<OnceLock<String>>,
 }
@@ -135,6 +140,8 @@ impl Accounts {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        manage::migrate(&conn)?;
+        events::migrate(&conn)?;
         Ok(Accounts {
             db: Arc::new(Mutex::new(conn)),
             throttle: Arc::new(Mutex::new(LoginThrottle::default())),
@@ -225,7 +232,8 @@ impl Accounts {
                 this.with_db(|db| {
                     Ok(db
                         .query_row(
-                            "SELECT password_hash, role, created_at FROM users WHERE name = ?1",
+                            "SELECT password_hash, role, created_at FROM users
+                             WHERE name = ?1 AND disabled = 0",
                             params![name],
                             |r| {
                                 Ok((
@@ -260,29 +268,11 @@ impl Accounts {
             let Some(user) = user else {
                 return Ok(None);
             };
-            let token = session::new_token()?;
-            let token_hash = session::token_hash(&token)
-                .ok_or_else(|| AccountsError::Task("fresh token failed to hash".into()))?;
-            let expires_at_ms = now_ms + session::SESSION_TTL_MS;
-            this.with_db(|db| {
+            let (token, expires_at_ms) = this.with_db(|db| {
                 let tx = db.unchecked_transaction()?;
-                if let Some(previous) = &previous_hash {
-                    tx.execute(
-                        "DELETE FROM sessions WHERE token_hash = ?1",
-                        params![previous],
-                    )?;
-                }
-                tx.execute(
-                    "DELETE FROM sessions WHERE expires_at <= ?1",
-                    params![now_ms],
-                )?;
-                tx.execute(
-                    "INSERT INTO sessions (token_hash, user_name, created_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![token_hash, user.name, now_ms, expires_at_ms],
-                )?;
+                let stored = session::store_new(&tx, &user.name, previous_hash.as_deref(), now_ms)?;
                 tx.commit()?;
-                Ok(())
+                Ok(stored)
             })?;
             Ok(Some(NewSession {
                 token,
@@ -319,7 +309,7 @@ impl Accounts {
                     .query_row(
                         "SELECT s.token_hash, s.expires_at, u.name, u.role, u.created_at
                          FROM sessions s JOIN users u ON u.name = s.user_name
-                         WHERE s.token_hash = ?1",
+                         WHERE s.token_hash = ?1 AND u.disabled = 0",
                         params![hash],
                         |r| {
                             Ok((
@@ -363,7 +353,7 @@ impl Accounts {
         .await
     }
 
-    fn with_db<T>(
+    pub(crate) fn with_db<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, AccountsError>,
     ) -> Result<T, AccountsError> {
@@ -385,7 +375,7 @@ impl Accounts {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name
@@ -393,7 +383,7 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AccountsError> + Send + 'static,
 ) -> Result<T, AccountsError> {
     tokio::task::spawn_blocking(f)

@@ -59,6 +59,36 @@ pub fn clear_cookie(secure: bool) -> String {
     format!("{COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}")
 }
 
+/// Store a new session for `user_name` in `tx` and return its token and expiry: ends the
+/// session whose hash is `previous_hash` (rotation) and sweeps expired ones.
+pub(crate) fn store_new(
+    tx: &rusqlite::Transaction<'_>,
+    user_name: &str,
+    previous_hash: Option<&str>,
+    now_ms: i64,
+) -> Result<(String, i64), AccountsError> {
+    let token = new_token()?;
+    let hash = token_hash(&token)
+        .ok_or_else(|| AccountsError::Task("fresh token failed to hash".into()))?;
+    let expires_at_ms = now_ms + SESSION_TTL_MS;
+    if let Some(previous) = previous_hash {
+        tx.execute(
+            "DELETE FROM sessions WHERE token_hash = ?1",
+            rusqlite::params![previous],
+        )?;
+    }
+    tx.execute(
+        "DELETE FROM sessions WHERE expires_at <= ?1",
+        rusqlite::params![now_ms],
+    )?;
+    tx.execute(
+        "INSERT INTO sessions (token_hash, user_name, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![hash, user_name, now_ms, expires_at_ms],
+    )?;
+    Ok((token, expires_at_ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

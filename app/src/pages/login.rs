@@ -6,11 +6,12 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use super::Brand;
-use crate::api::{ApiError, Login};
+use crate::api::{ApiError, Login, sso_available};
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let login = ServerAction::<Login>::new();
+    let sso = Resource::new(|| (), |_| sso_available());
     let query = use_query_map();
     let pending = login.pending();
     // Effects run only in the browser: marks the form as enhanced (submits through fetch).
@@ -84,6 +85,26 @@ pub fn LoginPage() -> impl IntoView {
                         {move || if pending.get() { "Signing in…" } else { "Sign in" }}
                     </button>
                 </ActionForm>
+                <Suspense fallback=|| ()>
+                    {move || {
+                        sso.get()
+                            .and_then(Result::ok)
+                            .filter(|available| *available)
+                            .map(|_| {
+                                view! {
+                                    <p class="or-divider">"or"</p>
+                                    <a
+                                        class="btn btn-quiet btn-block"
+                                        href="/auth/oidc/login"
+                                        rel="external"
+                                        data-testid="login-sso"
+                                    >
+                                        "Sign in with single sign-on"
+                                    </a>
+                                }
+                            })
+                    }}
+                </Suspense>
             </section>
             <p class="footnote">
                 "First run? The admin password was printed once by the server at start-up."

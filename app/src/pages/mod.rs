@@ -1,9 +1,21 @@
 //! The console's routes and the chrome they share (top bar, not-found page), plus small
 //! display helpers used on both server and browser.
 
+mod accounts;
+mod audit;
+mod features;
+mod guardrails;
+mod insights;
+mod investigate;
 mod login;
 mod overview;
 
+pub use accounts::AccountsPage;
+pub use audit::AuditPage;
+pub use features::FeaturesPage;
+pub use guardrails::{GuardrailPage, GuardrailsPage};
+pub use insights::InsightsPage;
+pub use investigate::InvestigatePage;
 pub use login::LoginPage;
 pub use overview::OverviewPage;
 
@@ -39,6 +51,38 @@ fn TopBar() -> impl IntoView {
                 <a href="/" class="topbar-link active" aria-current="page">
                     "Overview"
                 </a>
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        let soc = user.await.is_ok_and(|u| u.role == "soc");
+                        soc.then(|| {
+                            view! {
+                                <a href="/insights" class="topbar-link" data-testid="nav-insights">
+                                    "Insights"
+                                </a>
+                                <a href="/investigate" class="topbar-link" data-testid="nav-investigate">
+                                    "Investigate"
+                                </a>
+                            }
+                        })
+                    })}
+                </Suspense>
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        let role = user.await.map(|u| u.role).unwrap_or_default();
+                        let admin = role == "admin";
+                        let audit = admin || role == "soc";
+                        view! {
+                            {admin.then(|| view! {
+                                <a href="/guardrails" class="topbar-link" data-testid="nav-guardrails">"Guardrails"</a>
+                                <a href="/features" class="topbar-link" data-testid="nav-features">"Features"</a>
+                                <a href="/admin/accounts" class="topbar-link" data-testid="nav-accounts">"Accounts"</a>
+                            })}
+                            {audit.then(|| view! {
+                                <a href="/audit" class="topbar-link" data-testid="nav-audit">"Audit"</a>
+                            })}
+                        }
+                    })}
+                </Suspense>
             </nav>
             <div class="topbar-user">
                 <Suspense fallback=|| ()>

@@ -21,7 +21,7 @@ pub mod store;
 pub mod value;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -125,19 +125,34 @@ pub struct QueryResults {
     pub status: QueryStatus,
 }
 
-/// Stops a running query; cheap to clone and share.
+/// Stops a running query; cheap to clone and share. It also carries the query's progress
+/// (events read so far) from the backend to whoever watches it (the console's query manager).
 #[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+pub struct CancelToken(Arc<CancelState>);
+
+#[derive(Debug, Default)]
+struct CancelState {
+    cancelled: AtomicBool,
+    scanned: AtomicU64,
+}
 
 impl CancelToken {
     pub fn new() -> CancelToken {
         CancelToken::default()
     }
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.cancelled.store(true, Ordering::Relaxed);
     }
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.cancelled.load(Ordering::Relaxed)
+    }
+    /// A backend reports how many events it has read so far.
+    pub fn set_scanned(&self, events: u64) {
+        self.0.scanned.store(events, Ordering::Relaxed);
+    }
+    /// Events read so far, as last reported by the backend.
+    pub fn scanned(&self) -> u64 {
+        self.0.scanned.load(Ordering::Relaxed)
     }
 }
 

@@ -397,6 +397,7 @@ impl SqliteInsights {
                 });
             }
             if scanned.is_multiple_of(512) {
+                cancel.set_scanned(scanned);
                 if cancel.is_cancelled() {
                     status = QueryStatus::Cancelled;
                     break;

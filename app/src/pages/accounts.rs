@@ -1,0 +1,245 @@
+//! `/admin/accounts` (admin only): the console's accounts — create one with a role, change a
+//! role, disable or re-enable, set a new password. Every form is an `ActionForm`, so it posts
+//! as a plain form before the wasm loads (answered with a redirect back here) and through
+//! `fetch` after (the table refetches).
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use super::TopBar;
+use crate::admin::ui::{Flash, FlashBanner, date_time, load_error};
+use crate::admin::{
+    AccountRow, AdminCreateAccount, AdminResetPassword, AdminSetDisabled, AdminSetRole, ROLES,
+    admin_accounts,
+};
+use crate::flash_on;
+
+#[component]
+pub fn AccountsPage() -> impl IntoView {
+    let create = ServerAction::<AdminCreateAccount>::new();
+    let set_role = ServerAction::<AdminSetRole>::new();
+    let set_disabled = ServerAction::<AdminSetDisabled>::new();
+    let reset = ServerAction::<AdminResetPassword>::new();
+    let flash: Flash = RwSignal::new(None);
+    flash_on!(create, flash, "Account created.");
+    flash_on!(set_role, flash, "Role changed.");
+    flash_on!(set_disabled, flash, "Account updated.");
+    flash_on!(
+        reset,
+        flash,
+        "Password set; the user's sessions were ended."
+    );
+    let data = Resource::new(
+        move || {
+            (
+                create.version().get(),
+                set_role.version().get(),
+                set_disabled.version().get(),
+                reset.version().get(),
+            )
+        },
+        |_| admin_accounts(),
+    );
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+
+    view! {
+        <Title text="Accounts · Golden Path" />
+        <div class="app">
+            <TopBar />
+            <main
+                class="content"
+                data-testid="accounts-page"
+                data-hydrated=move || hydrated.get().then_some("true")
+            >
+                <header class="page-header">
+                    <div>
+                        <h1>"Accounts"</h1>
+                        <p class="muted">
+                            "Who can sign in to the console, and with which role. "
+                            "Admins govern guardrails and features; SOC analysts investigate; "
+                            "viewers see the overview."
+                        </p>
+                    </div>
+                </header>
+                <FlashBanner flash />
+                <Transition fallback=|| view! { <div class="card placeholder">"Loading…"</div> }>
+                    {move || Suspend::new(async move {
+                        match data.await {
+                            Ok(rows) => {
+                                view! {
+                                    <AccountsTable rows set_role set_disabled reset />
+                                    <CreateAccount create />
+                                }
+                                    .into_any()
+                            }
+                            Err(e) => load_error(e),
+                        }
+                    })}
+                </Transition>
+            </main>
+        </div>
+    }
+}
+
+#[component]
+fn AccountsTable(
+    rows: Vec<AccountRow>,
+    set_role: ServerAction<AdminSetRole>,
+    set_disabled: ServerAction<AdminSetDisabled>,
+    reset: ServerAction<AdminResetPassword>,
+) -> impl IntoView {
+    view! {
+        <section class="card table-card">
+            <table class="data-table" data-testid="accounts-table">
+                <thead>
+                    <tr>
+                        <th>"User"</th>
+                        <th>"Role"</th>
+                        <th>"Status"</th>
+                        <th>"Created (UTC)"</th>
+                        <th class="num">"Sessions"</th>
+                        <th>"New password"</th>
+                        <th></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {rows
+                        .into_iter()
+                        .map(|row| {
+                            let name = row.name.clone();
+                            let (name_role, name_reset, name_disable) =
+                                (name.clone(), name.clone(), name.clone());
+                            let label = format!("New password for {name}");
+                            let current_role = row.role.clone();
+                            view! {
+                                <tr data-user=row.name.clone() class:disabled-row=row.disabled>
+                                    <td class="strong">{row.name.clone()}</td>
+                                    <td>
+                                        <ActionForm action=set_role attr:class="inline-form">
+                                            <input type="hidden" name="name" value=name_role />
+                                            <select name="role" aria-label="Role">
+                                                {ROLES
+                                                    .iter()
+                                                    .map(|r| {
+                                                        view! {
+                                                            <option value=*r selected=current_role == *r>
+                                                                {*r}
+                                                            </option>
+                                                        }
+                                                    })
+                                                    .collect_view()}
+                                            </select>
+                                            <button type="submit" class="btn btn-small">
+                                                "Set"
+                                            </button>
+                                        </ActionForm>
+                                    </td>
+                                    <td>
+                                        {if row.disabled {
+                                            view! { <span class="pill pill-off">"disabled"</span> }
+                                                .into_any()
+                                        } else {
+                                            view! { <span class="pill pill-on">"active"</span> }
+                                                .into_any()
+                                        }}
+                                    </td>
+                                    <td class="mono">{date_time(row.created_ms)}</td>
+                                    <td class="num">{row.sessions}</td>
+                                    <td>
+                                        <ActionForm action=reset attr:class="inline-form">
+                                            <input type="hidden" name="name" value=name_reset />
+                                            <input
+                                                type="password"
+                                                name="password"
+                                                autocomplete="new-password"
+                                                minlength="12"
+                                                maxlength="1024"
+                                                placeholder="12+ characters"
+                                                aria-label=label
+                                                required
+                                            />
+                                            <button type="submit" class="btn btn-small">
+                                                "Set"
+                                            </button>
+                                        </ActionForm>
+                                    </td>
+                                    <td>
+                                        <ActionForm action=set_disabled attr:class="inline-form">
+                                            <input type="hidden" name="name" value=name_disable />
+                                            <input
+                                                type="hidden"
+                                                name="disabled"
+                                                value=if row.disabled { "false" } else { "true" }
+                                            />
+                                            <button
+                                                type="submit"
+                                                class=if row.disabled {
+                                                    "btn btn-small"
+                                                } else {
+                                                    "btn btn-small btn-danger"
+                                                }
+                                            >
+                                                {if row.disabled { "Enable" } else { "Disable" }}
+                                            </button>
+                                        </ActionForm>
+                                    </td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+#[component]
+fn CreateAccount(create: ServerAction<AdminCreateAccount>) -> impl IntoView {
+    view! {
+        <section class="card">
+            <h2>"Create an account"</h2>
+            <ActionForm action=create attr:class="form-row" attr:data-testid="create-account">
+                <div class="field">
+                    <label for="new-name">"User name"</label>
+                    <input
+                        id="new-name"
+                        name="name"
+                        type="text"
+                        maxlength="64"
+                        pattern="[A-Za-z0-9._@-]{1,64}"
+                        autocomplete="off"
+                        required
+                    />
+                </div>
+                <div class="field">
+                    <label for="new-role">"Role"</label>
+                    <select id="new-role" name="role">
+                        <option value="viewer">"viewer"</option>
+                        <option value="soc">"soc"</option>
+                        <option value="admin">"admin"</option>
+                    </select>
+                </div>
+                <div class="field">
+                    <label for="new-password">"Initial password"</label>
+                    <input
+                        id="new-password"
+                        name="password"
+                        type="password"
+                        autocomplete="new-password"
+                        minlength="12"
+                        maxlength="1024"
+                        required
+                    />
+                </div>
+                <button type="submit" class="btn btn-primary">
+                    "Create"
+                </button>
+            </ActionForm>
+            <p class="muted small">
+                "Names are 1–64 letters, digits, . _ - or @. Passwords are at least 12 characters; "
+                "share them out of band and have the user change them."
+            </p>
+        </section>
+    }
+}
