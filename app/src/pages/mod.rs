@@ -21,6 +21,7 @@ pub use overview::OverviewPage;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_location;
 
 use crate::api::{Logout, whoami};
 
@@ -41,6 +42,19 @@ fn Brand() -> impl IntoView {
 fn TopBar() -> impl IntoView {
     let user = Resource::new(|| (), |_| whoami());
     let logout = ServerAction::<Logout>::new();
+    // The link of the section this page belongs to is marked current.
+    let pathname = use_location().pathname;
+    let here = move |href: &'static str| {
+        move || {
+            let path = pathname.get();
+            if href == "/" {
+                path == "/"
+            } else {
+                path == href || path.starts_with(&format!("{href}/"))
+            }
+        }
+    };
+    let current = move |href: &'static str| move || here(href)().then_some("page");
     view! {
         <header class="topbar">
             <a class="topbar-home" href="/">
@@ -48,7 +62,7 @@ fn TopBar() -> impl IntoView {
                 <span class="brand-product">"console"</span>
             </a>
             <nav class="topbar-nav" aria-label="Main">
-                <a href="/" class="topbar-link active" aria-current="page">
+                <a href="/" class="topbar-link" class:active=here("/") aria-current=current("/")>
                     "Overview"
                 </a>
                 <Suspense fallback=|| ()>
@@ -56,10 +70,10 @@ fn TopBar() -> impl IntoView {
                         let soc = user.await.is_ok_and(|u| u.role == "soc");
                         soc.then(|| {
                             view! {
-                                <a href="/insights" class="topbar-link" data-testid="nav-insights">
+                                <a href="/insights" class="topbar-link" class:active=here("/insights") aria-current=current("/insights") data-testid="nav-insights">
                                     "Insights"
                                 </a>
-                                <a href="/investigate" class="topbar-link" data-testid="nav-investigate">
+                                <a href="/investigate" class="topbar-link" class:active=here("/investigate") aria-current=current("/investigate") data-testid="nav-investigate">
                                     "Investigate"
                                 </a>
                             }
@@ -73,12 +87,12 @@ fn TopBar() -> impl IntoView {
                         let audit = admin || role == "soc";
                         view! {
                             {admin.then(|| view! {
-                                <a href="/guardrails" class="topbar-link" data-testid="nav-guardrails">"Guardrails"</a>
-                                <a href="/features" class="topbar-link" data-testid="nav-features">"Features"</a>
-                                <a href="/admin/accounts" class="topbar-link" data-testid="nav-accounts">"Accounts"</a>
+                                <a href="/guardrails" class="topbar-link" class:active=here("/guardrails") aria-current=current("/guardrails") data-testid="nav-guardrails">"Guardrails"</a>
+                                <a href="/features" class="topbar-link" class:active=here("/features") aria-current=current("/features") data-testid="nav-features">"Features"</a>
+                                <a href="/admin/accounts" class="topbar-link" class:active=here("/admin/accounts") aria-current=current("/admin/accounts") data-testid="nav-accounts">"Accounts"</a>
                             })}
                             {audit.then(|| view! {
-                                <a href="/audit" class="topbar-link" data-testid="nav-audit">"Audit"</a>
+                                <a href="/audit" class="topbar-link" class:active=here("/audit") aria-current=current("/audit") data-testid="nav-audit">"Audit"</a>
                             })}
                         }
                     })}
