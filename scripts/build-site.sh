@@ -68,14 +68,42 @@ trap 'rm -rf "$staging"' EXIT
 
 wasm-bindgen --target web --no-typescript --out-dir "$staging" --out-name "$output_name" "$wasm"
 
-if (( release )); then
+# wasm-opt shrinks the release bundle ~3x. Debian 12's binaryen (version 108) emits a module the
+# browser rejects (WebAssembly.Table.set fails during hydration), so only a known-good version is
+# used: $WASM_OPT, a wasm-opt on PATH of version >= WASM_OPT_MIN, or npm's binaryen installed
+# into target/tools. Without one the bundle ships unoptimised (correct, just larger).
+WASM_OPT_MIN=125
+WASM_OPT_NPM="binaryen@125.0.0"
+find_wasm_opt() {
+  if [[ -n "${WASM_OPT:-}" ]]; then echo "$WASM_OPT"; return; fi
+  local tools="$root/target/tools/node_modules/.bin/wasm-opt"
+  if [[ -x "$tools" ]]; then echo "$tools"; return; fi
   if command -v wasm-opt >/dev/null 2>&1; then
-    echo "build-site.sh: wasm-opt -Oz"
-    wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+    local version
+    version="$(wasm-opt --version | awk '{print $3}')"
+    if [[ "$version" =~ ^[0-9]+$ ]] && (( version >= WASM_OPT_MIN )); then
+      command -v wasm-opt; return
+    fi
+  fi
+  if command -v npm >/dev/null 2>&1; then
+    echo "build-site.sh: installing $WASM_OPT_NPM into target/tools (wasm-opt)" >&2
+    if npm install --silent --no-audit --no-fund --prefix "$root/target/tools" "$WASM_OPT_NPM" >&2 \
+      && [[ -x "$tools" ]]; then
+      echo "$tools"
+    fi
+  fi
+}
+
+if (( release )); then
+  wasm_opt="$(find_wasm_opt)"
+  if [[ -n "$wasm_opt" ]]; then
+    echo "build-site.sh: wasm-opt -Oz ($wasm_opt)"
+    "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-reference-types \
+      --enable-sign-ext --enable-mutable-globals \
       -o "$staging/${output_name}_bg.opt.wasm" "$staging/${output_name}_bg.wasm"
     mv "$staging/${output_name}_bg.opt.wasm" "$staging/${output_name}_bg.wasm"
   else
-    echo "build-site.sh: wasm-opt not on PATH; shipping the unoptimised wasm"
+    echo "build-site.sh: no wasm-opt >= $WASM_OPT_MIN (and no npm to fetch one); shipping the unoptimised wasm"
   fi
 fi
 

@@ -34,7 +34,6 @@ need() {
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 need cc gcc
 need pkg-config pkg-config
-need wasm-opt binaryen
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "rustup: adding wasm32-unknown-unknown"

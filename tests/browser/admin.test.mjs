@@ -12,26 +12,26 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { chromium } from "playwright-core";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-const serverBin = process.env.GOLDEN_PATH_SERVER_BIN ?? path.join(root, "target/debug/server");
-const gatewayBin = process.env.GOLDEN_PATH_GATEWAY_BIN ?? path.join(root, "target/debug/gateway");
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const sitePkg = path.join(root, "target/site/pkg");
-const shots = path.join(root, "target/screenshots");
-const STARTUP_MS = 60_000;
+import {
+  CHROMIUM_ARGS,
+  chromiumPath,
+  gatewayBin,
+  requireFiles,
+  shots,
+  sitePkg,
+  startServer,
+} from "./support.mjs";
+
 const VIEWER_PASSWORD = "viewer password 123";
 
 let server;
-let serverExit;
-let serverLog = "";
 let browser;
 let dataDir;
 let consoleUrl;
@@ -39,68 +39,14 @@ let gatewayUrl;
 let adminPassword;
 const problems = [];
 
-function startServer() {
-  return new Promise((resolve, reject) => {
-    server = spawn(serverBin, [], {
-      cwd: root,
-      env: {
-        ...process.env,
-        GOLDEN_PATH_DATA_DIR: dataDir,
-        GOLDEN_PATH_SERVER__LISTEN: "127.0.0.1:0",
-        LEPTOS_SITE_ADDR: "127.0.0.1:0",
-        RUST_LOG: process.env.RUST_LOG ?? "info",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    serverExit = new Promise((done) => server.once("exit", done));
-    const seen = {};
-    let buffered = "";
-    const timer = setTimeout(
-      () => reject(new Error(`server did not start in ${STARTUP_MS} ms\n${serverLog}`)),
-      STARTUP_MS,
-    );
-    server.stderr.on("data", (chunk) => {
-      serverLog = (serverLog + chunk).slice(-20_000);
-    });
-    server.stdout.on("data", (chunk) => {
-      buffered += chunk;
-      let newline;
-      while ((newline = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        let m;
-        if ((m = line.match(/^console admin password \(shown once\): (\S+)$/))) seen.password = m[1];
-        if ((m = line.match(/^gateway listening on (http:\/\/\S+)$/))) seen.gateway = m[1];
-        if ((m = line.match(/^console listening on (http:\/\/\S+)$/))) seen.console = m[1];
-        if (seen.gateway && seen.console) {
-          clearTimeout(timer);
-          resolve(seen);
-        }
-      }
-    });
-    server.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited early (code ${code}, signal ${signal})\n${serverLog}`));
-    });
-  });
-}
-
-process.on("exit", () => {
-  if (server && server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
-});
-
 before(async () => {
-  for (const [file, hint] of [
-    [serverBin, "cargo build -p server"],
+  requireFiles([
     [gatewayBin, "cargo build -p gateway"],
     [path.join(sitePkg, "console_bg.wasm"), "scripts/build-site.sh"],
-    [chromiumPath, "apt-get install chromium"],
-  ]) {
-    assert.ok(existsSync(file), `${file} is missing: run \`${hint}\` first`);
-  }
-  mkdirSync(shots, { recursive: true });
+  ]);
   dataDir = mkdtempSync(path.join(tmpdir(), "gp-admin-data-"));
-  const announced = await startServer();
+  server = await startServer(dataDir);
+  const announced = server;
   consoleUrl = announced.console;
   gatewayUrl = announced.gateway;
   adminPassword = announced.password;
@@ -108,25 +54,13 @@ before(async () => {
   browser = await chromium.launch({
     executablePath: chromiumPath,
     headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: ["--headless", ...CHROMIUM_ARGS],
   });
 });
 
 after(async () => {
   await browser?.close().catch(() => {});
-  if (server && server.exitCode === null) {
-    server.kill("SIGTERM");
-    await Promise.race([serverExit, new Promise((r) => setTimeout(r, 10_000))]);
-    if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
-  }
+  await server?.stop();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 

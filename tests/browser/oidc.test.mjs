@@ -7,27 +7,21 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import Provider from "oidc-provider";
 import { chromium } from "playwright-core";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-const serverBin = process.env.GOLDEN_PATH_SERVER_BIN ?? path.join(root, "target/debug/server");
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const shots = path.join(root, "target/screenshots");
-const STARTUP_MS = 60_000;
+import { CHROMIUM_ARGS, requireFiles, shots, startServer, chromiumPath } from "./support.mjs";
+
 const CLIENT_ID = "golden-path-console";
 
 // Who the provider knows, and their groups (as Cognito puts them in the ID token).
 const GROUPS = { ana: ["soc", "engineering"], root: ["admin"], mallory: ["engineering"] };
 
 let server;
-let serverLog = "";
 let providerServer;
 let browser;
 let dataDir;
@@ -45,44 +39,9 @@ function freePort() {
   });
 }
 
-function startServer(env) {
-  return new Promise((resolve, reject) => {
-    server = spawn(serverBin, [], {
-      cwd: root,
-      env: { ...process.env, ...env, RUST_LOG: process.env.RUST_LOG ?? "info" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const timer = setTimeout(
-      () => reject(new Error(`server did not start in ${STARTUP_MS} ms\n${serverLog}`)),
-      STARTUP_MS,
-    );
-    server.stderr.on("data", (chunk) => {
-      serverLog = (serverLog + chunk).slice(-20_000);
-    });
-    let buffered = "";
-    server.stdout.on("data", (chunk) => {
-      buffered += chunk;
-      const m = buffered.match(/console listening on (http:\/\/\S+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    server.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited early (code ${code}, signal ${signal})\n${serverLog}`));
-    });
-  });
-}
 
 before(async () => {
-  for (const [file, hint] of [
-    [serverBin, "cargo build -p server"],
-    [chromiumPath, "apt-get install chromium"],
-  ]) {
-    assert.ok(existsSync(file), `${file} is missing: run \`${hint}\` first`);
-  }
-  mkdirSync(shots, { recursive: true });
+  requireFiles([]);
   dataDir = mkdtempSync(path.join(tmpdir(), "gp-oidc-data-"));
   const [providerPort, consolePort] = [await freePort(), await freePort()];
   const issuer = `http://127.0.0.1:${providerPort}`;
@@ -123,31 +82,22 @@ before(async () => {
     providerServer = provider.listen(providerPort, "127.0.0.1", resolve);
   });
 
-  consoleUrl = await startServer({
-    GOLDEN_PATH_DATA_DIR: dataDir,
-    GOLDEN_PATH_SERVER__LISTEN: "127.0.0.1:0",
+  server = await startServer(dataDir, {
     LEPTOS_SITE_ADDR: `127.0.0.1:${consolePort}`,
     GOLDEN_PATH_CONSOLE__OIDC__ISSUER: issuer,
     GOLDEN_PATH_CONSOLE__OIDC__CLIENT_ID: CLIENT_ID,
     GOLDEN_PATH_CONSOLE__OIDC__REDIRECT_URL: redirect,
   });
+  consoleUrl = server.console;
   browser = await chromium.launch({
     executablePath: chromiumPath,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: CHROMIUM_ARGS,
   });
 });
 
 after(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) server.kill("SIGTERM");
+  await server?.stop();
   await new Promise((r) => (providerServer ? providerServer.close(r) : r()));
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });

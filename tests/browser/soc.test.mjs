@@ -11,25 +11,24 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFile, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { chromium } from "playwright-core";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-const serverBin = process.env.GOLDEN_PATH_SERVER_BIN ?? path.join(root, "target/debug/server");
-const gatewayBin = process.env.GOLDEN_PATH_GATEWAY_BIN ?? path.join(root, "target/debug/gateway");
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const sitePkg = path.join(root, "target/site/pkg");
-const shots = path.join(root, "target/screenshots");
-const STARTUP_MS = 60_000;
+import {
+  CHROMIUM_ARGS,
+  chromiumPath,
+  gatewayBin,
+  shots,
+  sitePkg,
+  requireFiles,
+  startServer,
+} from "./support.mjs";
 
 let server;
-let serverExit;
-let serverLog = "";
 let context;
 let dataDir;
 let profileDir;
@@ -39,87 +38,17 @@ let adminPassword;
 const problems = []; // CSP violations and uncaught page errors, checked at the end
 const unwatched = new WeakSet(); // pages whose failures are intended
 
-/** Start the server and resolve with what its stdout announces. */
-function startServer() {
-  return new Promise((resolve, reject) => {
-    server = spawn(serverBin, [], {
-      cwd: root,
-      env: {
-        ...process.env,
-        GOLDEN_PATH_DATA_DIR: dataDir,
-        GOLDEN_PATH_SERVER__LISTEN: "127.0.0.1:0",
-        LEPTOS_SITE_ADDR: "127.0.0.1:0",
-        RUST_LOG: process.env.RUST_LOG ?? "info",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    serverExit = new Promise((done) => server.once("exit", done));
-    const seen = {};
-    let buffered = "";
-    const timer = setTimeout(
-      () => reject(new Error(`server did not announce both listeners in ${STARTUP_MS} ms\n${serverLog}`)),
-      STARTUP_MS,
-    );
-    server.stderr.on("data", (chunk) => {
-      serverLog = (serverLog + chunk).slice(-20_000);
-    });
-    server.stdout.on("data", (chunk) => {
-      buffered += chunk;
-      let newline;
-      while ((newline = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        let m;
-        if ((m = line.match(/^console admin password \(shown once\): (\S+)$/))) seen.password = m[1];
-        if ((m = line.match(/^gateway listening on (http:\/\/\S+)$/))) seen.gateway = m[1];
-        if ((m = line.match(/^console listening on (http:\/\/\S+)$/))) seen.console = m[1];
-        if (seen.gateway && seen.console) {
-          clearTimeout(timer);
-          resolve(seen);
-        }
-      }
-    });
-    server.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited early (code ${code}, signal ${signal})\n${serverLog}`));
-    });
-    server.once("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-}
-
-async function stopServer() {
-  if (!server || server.exitCode !== null || server.signalCode !== null) return;
-  server.kill("SIGTERM");
-  const timeout = new Promise((r) => setTimeout(() => r("timeout"), 10_000));
-  if ((await Promise.race([serverExit, timeout])) === "timeout") {
-    server.kill("SIGKILL");
-    await serverExit;
-  }
-}
-
-// Last resort if the runner dies between hooks.
-process.on("exit", () => {
-  if (server && server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
-});
-
 before(async () => {
-  for (const [file, hint] of [
-    [serverBin, "cargo build -p server"],
+  requireFiles([
     [path.join(sitePkg, "console_bg.wasm"), "scripts/build-site.sh"],
-    [chromiumPath, "apt-get install chromium"],
     [gatewayBin, "cargo build -p gateway"],
     ["/usr/bin/sqlite3", "apt-get install sqlite3"],
-  ]) {
-    assert.ok(existsSync(file), `${file} is missing: run \`${hint}\` first`);
-  }
-  mkdirSync(shots, { recursive: true });
+  ]);
   dataDir = mkdtempSync(path.join(tmpdir(), "gp-soc-data-"));
   profileDir = mkdtempSync(path.join(tmpdir(), "gp-soc-chromium-"));
 
-  const announced = await startServer();
+  server = await startServer(dataDir);
+  const announced = server;
   consoleUrl = announced.console;
   gatewayUrl = announced.gateway;
   adminPassword = announced.password;
@@ -129,16 +58,7 @@ before(async () => {
   context = await chromium.launchPersistentContext(profileDir, {
     executablePath: chromiumPath,
     headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: ["--headless", ...CHROMIUM_ARGS],
     viewport: { width: 1280, height: 860 },
   });
   context.on("page", watchPage);
@@ -147,7 +67,7 @@ before(async () => {
 
 after(async () => {
   await context?.close().catch(() => {});
-  await stopServer();
+  await server?.stop();
   for (const dir of [dataDir, profileDir]) {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
