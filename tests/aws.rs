@@ -44,6 +44,9 @@ fn aws_config(bucket: &str, key: &str, group: &str, table: &str) -> AwsConfig {
         check_bucket: true,
         kek_max_age_secs: 300,
         kek_max_uses: 10_000,
+        prompt_hash_key_id: None,
+        endpoints: Default::default(),
+        guardrails: gateway::config::GuardrailsBackend::Embedded,
     }
 }
 
@@ -647,6 +650,7 @@ vault_bucket = "{bucket}"
 kms_key_id = "{key}"
 log_group = "{group}"
 throttle_table = "{table}"
+guardrails = "embedded"
 "#,
         region = moto::REGION,
         endpoint = moto::endpoint(),
@@ -754,7 +758,7 @@ async fn the_gateway_refuses_to_start_on_an_unhardened_bucket() {
         &path,
         format!(
             "backend = \"aws\"\n[aws]\nregion = \"{}\"\nendpoint_url = \"{}\"\nvault_bucket = \"{bucket}\"\n\
-             kms_key_id = \"{key}\"\nlog_group = \"g\"\nthrottle_table = \"{table}\"\n",
+             kms_key_id = \"{key}\"\nlog_group = \"g\"\nthrottle_table = \"{table}\"\nguardrails = \"embedded\"\n",
             moto::REGION,
             moto::endpoint()
         ),
@@ -908,7 +912,7 @@ async fn on_lambda_audit_events_can_go_to_stdout_as_json_lines() {
         &path,
         format!(
             "backend = \"aws\"\n[aws]\nregion = \"{}\"\nendpoint_url = \"{}\"\nvault_bucket = \"{bucket}\"\n\
-             kms_key_id = \"{key}\"\nlog_group = \"g\"\nthrottle_table = \"{table}\"\naudit_sink = \"stdout\"\n",
+             kms_key_id = \"{key}\"\nlog_group = \"g\"\nthrottle_table = \"{table}\"\naudit_sink = \"stdout\"\nguardrails = \"embedded\"\n",
             moto::REGION,
             moto::endpoint()
         ),
@@ -1080,6 +1084,7 @@ vault_bucket = "{bucket}"
 kms_key_id = "{key}"
 log_group = "{group}"
 throttle_table = "{table}"
+guardrails = "embedded"
 
 [features.search]
 clients = ["{client_id}", "{other_client}"]

@@ -8,7 +8,10 @@
 //! And the Bedrock guardrail backend (`gateway::guard::bedrock`) over the wire: ApplyGuardrail
 //! through `aws-sdk-bedrockruntime` with SigV4 against the gateway's own Bedrock-compatible
 //! service, whose outcomes must equal the embedded engine's on the same texts, whole and
-//! streamed.
+//! streamed. Then the registry on Bedrock (`gateway::guard::bedrock_registry`) against the same
+//! service (create, update, versions, list, get, deletes refused while pinned), a gateway on
+//! `backend = "aws"` (data backends on moto) applying the Bedrock version its feature pins,
+//! its start-up check of pins, and `config check` on Bedrock guardrail ids.
 #![expect(
     clippy::unwrap_used,
     reason = "test helpers outside #[test] fail loudly"
@@ -502,4 +505,340 @@ async fn bedrock_stream_guard_releases_what_the_engine_releases() {
         StreamStep::Blocked(blocked)
     );
     assert_eq!(guard.outcome().0, TextAction::Blocked);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The guardrail registry on Bedrock (`gateway::guard::bedrock_registry`) over the wire, and a
+// gateway on `backend = "aws"` guarding with the Bedrock version its feature pins.
+
+/// `aws-sdk-bedrock` pointed at the gateway's own Bedrock-compatible service, with `key`.
+fn control_client(gw: &Gateway, (key, secret): &(String, String)) -> aws_sdk_bedrock::Client {
+    use aws_sdk_bedrock::config::{BehaviorVersion, Region};
+    let creds = aws_credential_types::Credentials::new(key, secret, None, None, "test");
+    let config = aws_sdk_bedrock::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .endpoint_url(&gw.base)
+        .build();
+    aws_sdk_bedrock::Client::from_conf(config)
+}
+
+/// The strict guardrail of [`GUARDRAILS_CONFIG`] under another name.
+fn strict_policy(name: &str) -> gateway::guard::policy::GuardrailPolicy {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("strict.toml");
+    std::fs::write(&path, GUARDRAILS_CONFIG).unwrap();
+    let config = gateway::config::Config::load_from(Some(&path), &[]).unwrap();
+    let mut p = config.guardrails["strict"].clone();
+    p.name = name.into();
+    p.description = Some("created through BedrockRegistry".into());
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bedrock_registry_drives_the_bedrock_compatible_service() {
+    use gateway::guard::bedrock_registry::BedrockRegistry;
+    use gateway::guard::registry::RegistryError;
+    use gateway::guard::registry_api::GuardrailRegistry;
+
+    let gw = Gateway::start(None, &[]);
+    let registry = BedrockRegistry::new(control_client(&gw, &issue_key(&gw)));
+    assert_eq!(registry.kind(), "bedrock");
+
+    // Create: every part of the policy survives the trip through Bedrock's request and
+    // response shapes (GetGuardrail's names differ from CreateGuardrail's).
+    let policy = strict_policy("wire-strict");
+    let created = registry.create(&policy).await.unwrap();
+    assert_eq!(created.version, "DRAFT");
+    assert!(created.arn.ends_with(&format!(":guardrail/{}", created.id)));
+    assert_eq!(
+        Value::Object(created.policy.to_get()),
+        Value::Object(policy.to_get())
+    );
+    let id = created.id.clone();
+
+    // Version 1, then an update of the DRAFT, then version 2: version 1 is unchanged.
+    assert_eq!(
+        registry.create_version(&id, Some("first")).await.unwrap(),
+        "1"
+    );
+    let mut changed = policy.clone();
+    changed.blocked_input_messaging = "strict v2: request blocked".into();
+    let updated = registry.update(&id, &changed).await.unwrap();
+    assert_eq!(
+        updated.policy.blocked_input_messaging,
+        "strict v2: request blocked"
+    );
+    assert_eq!(registry.create_version(&id, None).await.unwrap(), "2");
+    assert_eq!(registry.versions(&id).await.unwrap(), ["1", "2"]);
+    let v1 = registry.get(&id, Some(1)).await.unwrap();
+    assert_eq!(v1.version, "1");
+    assert_eq!(v1.policy.blocked_input_messaging, "strict: request blocked");
+    assert_eq!(v1.policy.description.as_deref(), Some("first"));
+    assert_eq!(
+        registry
+            .get(&id, Some(2))
+            .await
+            .unwrap()
+            .policy
+            .blocked_input_messaging,
+        "strict v2: request blocked"
+    );
+
+    // List: the configured default and the new one, by name.
+    let list = registry.list().await.unwrap();
+    let names: Vec<&str> = list.iter().map(|g| g.name.as_str()).collect();
+    assert!(
+        names.contains(&"default") && names.contains(&"wire-strict"),
+        "{names:?}"
+    );
+
+    // Errors keep their kind over the wire.
+    let mut bad = policy.clone();
+    bad.name = "bad name!".into();
+    assert!(matches!(
+        registry.create(&bad).await,
+        Err(RegistryError::Validation(_))
+    ));
+    assert!(matches!(
+        registry.create(&policy).await,
+        Err(RegistryError::Conflict(_))
+    ));
+    assert!(matches!(
+        registry.get(&id, Some(9)).await,
+        Err(RegistryError::NotFound(_))
+    ));
+
+    // The configured feature pins default:1: the service refuses to delete it or its
+    // guardrail; the pin rule also refuses what a caller's own pins name, before any call.
+    for version in [Some(1), None] {
+        let refused = registry.delete("default", version).await;
+        assert!(
+            matches!(&refused, Err(RegistryError::InUse(m)) if m.contains("pinned")),
+            "{refused:?}"
+        );
+    }
+    let pins = vec![(id.clone(), "2".to_string())];
+    assert!(matches!(
+        registry.delete_unpinned(&id, None, &pins).await,
+        Err(RegistryError::InUse(_))
+    ));
+    registry.delete_unpinned(&id, Some(1), &pins).await.unwrap();
+    assert_eq!(registry.versions(&id).await.unwrap(), ["2"]);
+    registry.delete_unpinned(&id, None, &[]).await.unwrap();
+    assert!(matches!(
+        registry.get(&id, None).await,
+        Err(RegistryError::NotFound(_))
+    ));
+}
+
+/// A KMS key, a bucket and a throttle table in the shared moto server.
+async fn moto_resources() -> (String, String, String) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let creds = aws_credential_types::Credentials::new(
+        e2e::moto::ACCESS_KEY_ID,
+        e2e::moto::SECRET_ACCESS_KEY,
+        None,
+        None,
+        "moto",
+    );
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(e2e::moto::REGION))
+        .endpoint_url(e2e::moto::endpoint())
+        .credentials_provider(creds)
+        .load()
+        .await;
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let key = kms.create_key().send().await.unwrap();
+    let key = key.key_metadata().unwrap().arn().unwrap().to_string();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = e2e::moto::unique("guard-vault");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let table = e2e::moto::unique("guard-throttle");
+    aws_sdk_dynamodb::Client::new(&sdk)
+        .create_table()
+        .table_name(&table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    (key, bucket, table)
+}
+
+fn aws_gateway_config(bedrock: &Gateway, guardrail: &str, version: &str) -> String {
+    format!(
+        r#"
+backend = "aws"
+
+[aws]
+region = "{region}"
+endpoint_url = "{moto}"
+vault_bucket = "{{bucket}}"
+kms_key_id = "{{key}}"
+log_group = "{group}"
+throttle_table = "{{table}}"
+check_bucket = false
+
+[aws.endpoints]
+bedrock = "{bedrock}"
+
+[features.pinned]
+clients = ["pinned-app"]
+models = ["dev"]
+guardrail = "{guardrail}"
+guardrail_version = "{version}"
+throttle = {{ requests_per_minute = 600, burst = 100, tokens_per_minute = 100000, tokens_per_day = 1000000 }}
+
+[models.dev]
+provider = "development"
+"#,
+        region = e2e::moto::REGION,
+        moto = e2e::moto::endpoint(),
+        group = e2e::moto::unique("/golden-path/guard"),
+        bedrock = bedrock.base,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_on_aws_applies_the_bedrock_version_its_feature_pins() {
+    use gateway::guard::bedrock_registry::BedrockRegistry;
+    use gateway::guard::registry_api::GuardrailRegistry;
+
+    // The Bedrock side: the project's own Bedrock-compatible service.
+    let bedrock = Gateway::start(None, &[]);
+    let key = issue_key(&bedrock);
+    let registry = BedrockRegistry::new(control_client(&bedrock, &key));
+    let mut policy = strict_policy("aws-pinned");
+    policy.blocked_input_messaging = "pinned v1: request blocked".into();
+    let id = registry.create(&policy).await.unwrap().id;
+    assert_eq!(registry.create_version(&id, None).await.unwrap(), "1");
+    // The DRAFT moves on (no custom words, another message): the pin, not the DRAFT, applies.
+    policy.word_policy_config = None;
+    policy.blocked_input_messaging = "draft: request blocked".into();
+    registry.update(&id, &policy).await.unwrap();
+
+    let (kms_key, bucket, table) = moto_resources().await;
+    let config = aws_gateway_config(&bedrock, &id, "1")
+        .replace("{bucket}", &bucket)
+        .replace("{key}", &kms_key)
+        .replace("{table}", &table);
+    // One credential pair for both peers: moto takes any, the Bedrock service its own key.
+    let env = [
+        ("AWS_ACCESS_KEY_ID", key.0.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", key.1.as_str()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        ),
+    ];
+    let gw = Gateway::start(Some(&config), &env);
+    let token = gw.token("alice@example.com", "pinned");
+    let resp = chat(
+        &gw,
+        &token,
+        json!({"messages": [{"role": "user", "content": "What is the plan for project bluebird?"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-guardrail-action"], "INTERVENED");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "pinned v1: request blocked"
+    );
+    let resp = chat(
+        &gw,
+        &token,
+        json!({"messages": [{"role": "user", "content": "Mail jane.doe@example.com the agenda"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let answer = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(!answer.contains("jane.doe"), "{answer}");
+
+    // The gateway's own Bedrock-compatible routes stay silent: its guardrails are Bedrock's.
+    let own = reqwest::get(gw.url("/guardrails")).await.unwrap();
+    assert_eq!(own.status(), 404);
+
+    // Start-up refuses a pin Bedrock does not have, naming it.
+    let missing = aws_gateway_config(&bedrock, &id, "7")
+        .replace("{bucket}", &bucket)
+        .replace("{key}", &kms_key)
+        .replace("{table}", &table);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, missing).unwrap();
+    let out = std::process::Command::new(e2e::binary("gateway"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .env("GOLDEN_PATH_DATA_DIR", dir.path())
+        .env("GOLDEN_PATH_SERVER__LISTEN", "127.0.0.1:0")
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("guardrail {id} version 7")) && err.contains("does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_check_names_guardrail_pins_that_are_not_bedrock_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    let base = "backend = \"aws\"\n[aws]\nregion = \"us-east-1\"\nvault_bucket = \"b\"\n\
+                kms_key_id = \"k\"\nlog_group = \"/g\"\nthrottle_table = \"t\"\n\
+                [features.f]\nclients = [\"c\"]\nmodels = [\"dev\"]\n\
+                throttle = { requests_per_minute = 1, burst = 1, tokens_per_minute = 1, tokens_per_day = 1 }\n";
+    let check = |pin: &str| {
+        std::fs::write(&path, format!("{base}{pin}")).unwrap();
+        let out = std::process::Command::new(e2e::binary("gateway"))
+            .args(["config", "check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, err) = check("guardrail = \"gr1abc\"\nguardrail_version = \"3\"\n");
+    assert!(ok, "{err}");
+    let (ok, err) = check("guardrail = \"My_Guardrail\"\nguardrail_version = \"3\"\n");
+    assert!(
+        !ok && err.contains("\"My_Guardrail\" is not a Bedrock guardrail id"),
+        "{err}"
+    );
+    let (ok, err) = check("guardrail = \"gr1abc\"\nguardrail_version = \"v3\"\n");
+    assert!(
+        !ok && err.contains("is not a Bedrock guardrail version"),
+        "{err}"
+    );
 }

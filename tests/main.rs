@@ -3,6 +3,9 @@
 //! Run one part with a filter, e.g. `cargo test -p e2e --test e2e guard_corpus -- --nocapture`.
 
 mod aws;
+mod aws_console;
+mod aws_faults;
+mod aws_insights;
 mod bedrock;
 #[path = "guard/corpus.rs"]
 mod corpus;

@@ -97,9 +97,67 @@ pub struct Overview {
     pub interventions: u64,
     /// The busiest minute's request count.
     pub peak_per_minute: u64,
+    /// P50, P95 and P99 of the request latency, read from per-minute histograms (empty when
+    /// there were no requests).
+    pub latency: Vec<Percentile>,
+    /// Tokens by feature, most first.
+    pub features: Vec<FeatureTokens>,
+    /// Users with the most requests, most first.
+    pub top_users: Vec<TopEntry>,
+    /// Policies that intervened most often (once per request), most first.
+    pub top_policies: Vec<TopEntry>,
     /// The requests-per-minute chart, an SVG document rendered on the server.
     pub chart_svg: String,
+    /// The tokens-by-feature chart, an SVG document rendered on the server.
+    pub tokens_svg: String,
+    /// On `backend = "aws"`: records in this process's local spool, waiting for S3, KMS or
+    /// CloudWatch (as `/readyz` reports them); `None` on the embedded default.
+    #[serde(default)]
+    pub spooled_records: Option<u64>,
 }
+
+/// A latency percentile as the histogram knows it: in `[lower_ms, upper_ms)`, `upper_ms`
+/// `None` past the last bucket (100 s).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Percentile {
+    /// `P50`, `P95`, `P99`.
+    pub label: String,
+    pub lower_ms: u64,
+    pub upper_ms: Option<u64>,
+}
+
+impl Percentile {
+    /// What the page shows: the bucket's upper bound ("≤ 237 ms", "≤ 1.3 s").
+    pub fn display(&self) -> String {
+        match self.upper_ms {
+            Some(ms) if ms < 1_000 => format!("≤ {ms} ms"),
+            Some(ms) => {
+                let s = format!("{:.1}", ms as f64 / 1000.0);
+                format!("≤ {} s", s.trim_end_matches(".0"))
+            }
+            None => format!("≥ {} s", self.lower_ms / 1000),
+        }
+    }
+}
+
+/// One feature's traffic in the overview's range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureTokens {
+    pub feature: String,
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// A name and its count in a top list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopEntry {
+    pub name: String,
+    pub count: u64,
+}
+
+/// Entries in the overview's top-users and top-policies lists.
+pub const TOP_ENTRIES: usize = 8;
 
 /// What a console server function can fail with. The messages are safe to show: internal
 /// detail is logged on the server, never sent.
@@ -210,7 +268,94 @@ pub async fn whoami() -> Result<UserInfo, ApiError> {
 #[server(prefix = "/api", endpoint = "overview")]
 pub async fn load_overview(range: Range) -> Result<Overview, ApiError> {
     let (console, _) = crate::context::require_user().await?;
-    crate::context::overview(&console, range, gateway::now_ms()).await
+    let mut overview = read_overview(&console, range, gateway::now_ms()).await?;
+    overview.spooled_records = leptos::prelude::use_context::<gateway::state::AppState>()
+        .and_then(|state| state.spool.as_ref().map(|spool| spool.backlog()));
+    Ok(overview)
+}
+
+/// Read the numbers for `range` ending at `now_ms` (whole minutes, the current one included)
+/// in one [`gateway::audit::AuditStore::usage`] call, and render the charts.
+#[cfg(feature = "ssr")]
+pub async fn read_overview(
+    console: &crate::context::Console,
+    range: Range,
+    now_ms: i64,
+) -> Result<Overview, ApiError> {
+    use crate::chart;
+
+    let until_ms = (now_ms.div_euclid(60_000) + 1) * 60_000;
+    let since_ms = until_ms - range.minutes() * 60_000;
+    let usage = console
+        .audit
+        .usage(since_ms, until_ms, TOP_ENTRIES)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "audit store could not summarise usage");
+            ApiError::Unavailable
+        })?;
+    let counts = &usage.minutes;
+    let requests = counts.iter().map(|c| c.requests).sum();
+    let interventions = counts.iter().map(|c| c.interventions).sum();
+    let peak_per_minute = counts.iter().map(|c| c.requests).max().unwrap_or(0);
+    let latency = [("P50", 0.50), ("P95", 0.95), ("P99", 0.99)]
+        .into_iter()
+        .filter_map(|(label, p)| {
+            usage.latency.percentile(p).map(|b| Percentile {
+                label: label.to_string(),
+                lower_ms: b.lower_ms,
+                upper_ms: b.upper_ms,
+            })
+        })
+        .collect();
+    let rendering = |e: String| {
+        tracing::error!(error = %e, "chart rendering failed");
+        ApiError::Unavailable
+    };
+    let chart_svg = chart::requests_per_minute(counts, since_ms, until_ms).map_err(rendering)?;
+    let bars: Vec<chart::FeatureTokens<'_>> = usage
+        .features
+        .iter()
+        .map(|f| chart::FeatureTokens {
+            feature: &f.feature,
+            input: f.input_tokens,
+            output: f.output_tokens,
+        })
+        .collect();
+    let tokens_svg = chart::tokens_by_feature(&bars).map_err(rendering)?;
+    let top = |list: &[gateway::audit::rollup::Ranked]| {
+        list.iter()
+            .map(|r| TopEntry {
+                name: r.name.clone(),
+                count: r.count,
+            })
+            .collect()
+    };
+    Ok(Overview {
+        spooled_records: None,
+        range,
+        since_ms,
+        until_ms,
+        generated_ms: now_ms,
+        requests,
+        interventions,
+        peak_per_minute,
+        latency,
+        features: usage
+            .features
+            .iter()
+            .map(|f| FeatureTokens {
+                feature: f.feature.clone(),
+                requests: f.requests,
+                input_tokens: f.input_tokens,
+                output_tokens: f.output_tokens,
+            })
+            .collect(),
+        top_users: top(&usage.top_users),
+        top_policies: top(&usage.top_policies),
+        chart_svg,
+        tokens_svg,
+    })
 }
 
 #[cfg(test)]
@@ -238,5 +383,18 @@ mod tests {
         }
         let msg = ApiError::Transport("db path /secret".into()).to_string();
         assert!(!msg.contains("secret"));
+    }
+
+    #[test]
+    fn percentiles_show_the_bucket_bound() {
+        let p = |lower_ms, upper_ms| Percentile {
+            label: "P50".into(),
+            lower_ms,
+            upper_ms,
+        };
+        assert_eq!(p(178, Some(237)).display(), "≤ 237 ms");
+        assert_eq!(p(750, Some(1_000)).display(), "≤ 1 s");
+        assert_eq!(p(1_000, Some(1_334)).display(), "≤ 1.3 s");
+        assert_eq!(p(100_000, None).display(), "≥ 100 s");
     }
 }

@@ -17,8 +17,7 @@ use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
 
 use crate::accounts::{Accounts, LoginError, Role, User, session};
-use crate::api::{ApiError, Overview, Range};
-use crate::chart;
+use crate::api::ApiError;
 
 /// The backends the console's server functions use.
 #[derive(Clone)]
@@ -237,38 +236,6 @@ pub async fn logout() -> Result<(), ApiError> {
     set_cookie(&session::clear_cookie(request_is_https(&parts)));
     leptos_axum::redirect("/login");
     Ok(())
-}
-
-/// Read the numbers for `range` ending at `now_ms` and render the chart.
-pub async fn overview(console: &Console, range: Range, now_ms: i64) -> Result<Overview, ApiError> {
-    // Whole minutes, the current one included.
-    let until_ms = (now_ms.div_euclid(60_000) + 1) * 60_000;
-    let since_ms = until_ms - range.minutes() * 60_000;
-    let counts = console
-        .audit
-        .requests_per_minute(since_ms, until_ms)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "audit store could not count requests");
-            ApiError::Unavailable
-        })?;
-    let requests = counts.iter().map(|c| c.requests).sum();
-    let interventions = counts.iter().map(|c| c.interventions).sum();
-    let peak_per_minute = counts.iter().map(|c| c.requests).max().unwrap_or(0);
-    let chart_svg = chart::requests_per_minute(&counts, since_ms, until_ms).map_err(|e| {
-        tracing::error!(error = %e, "chart rendering failed");
-        ApiError::Unavailable
-    })?;
-    Ok(Overview {
-        range,
-        since_ms,
-        until_ms,
-        generated_ms: now_ms,
-        requests,
-        interventions,
-        peak_per_minute,
-        chart_svg,
-    })
 }
 
 #[cfg(test)]

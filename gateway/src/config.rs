@@ -49,6 +49,15 @@ pub struct Config {
     /// The console's sign-in options (`[console.oidc]`: single sign-on).
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// On `backend = "aws"`, each instance re-reads the console's feature overrides from
+    /// DynamoDB at most this often (seconds), so a console change reaches every instance
+    /// within it. Unused on the embedded default (one process, changes apply at once).
+    #[serde(default = "default_features_refresh_secs")]
+    pub features_refresh_secs: u64,
+}
+
+fn default_features_refresh_secs() -> u64 {
+    5
 }
 
 /// `[console]`: how people sign in to the console.
@@ -173,6 +182,47 @@ pub struct AwsConfig {
     /// ...and at most this many records, then a fresh one is requested from KMS.
     #[serde(default = "default_kek_max_uses")]
     pub kek_max_uses: u64,
+    /// An HMAC_256 KMS key (id, ARN or `alias/...`, key usage GENERATE_VERIFY_MAC): the
+    /// `promptHash` key is derived from it once at start-up with `GenerateMac`, so every
+    /// instance hashes the same prompt the same way. Absent: a random key per data dir (hashes
+    /// then match only within one instance).
+    #[serde(default)]
+    pub prompt_hash_key_id: Option<String>,
+    /// Per-service endpoint overrides (`s3`, `kms`, `logs`, `dynamodb`), taking precedence
+    /// over `endpoint_url` for that service (VPC or FIPS endpoints; fault tests).
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
+    /// Where guardrails live: `bedrock` (the default: ApplyGuardrail and the guardrail control
+    /// plane, features pin Bedrock guardrail ids, `endpoints.bedrock` overrides the endpoint) or
+    /// `embedded` (the built-in registry in the data dir, as on `backend = "embedded"`).
+    #[serde(default)]
+    pub guardrails: GuardrailsBackend,
+}
+
+/// `aws.guardrails`: which registry and engine guard requests on `backend = "aws"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardrailsBackend {
+    #[default]
+    Bedrock,
+    Embedded,
+}
+
+/// `[aws.endpoints]`: one optional endpoint URL per service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceEndpoints {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamodb: Option<String>,
+    /// Bedrock's guardrail control plane and runtime (ApplyGuardrail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bedrock: Option<String>,
 }
 
 fn default_log_stream() -> String {
@@ -359,6 +409,7 @@ impl Default for Config {
             vault: VaultConfig { retention_days: 90 },
             aws: None,
             console: ConsoleConfig::default(),
+            features_refresh_secs: default_features_refresh_secs(),
             features: BTreeMap::from([(
                 "default".to_string(),
                 FeatureConfig {
@@ -405,10 +456,31 @@ impl AwsConfig {
         {
             return bad(format!("region {:?} is not a region name", self.region));
         }
-        if let Some(url) = &self.endpoint_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+        let endpoints = [
+            ("endpoint_url", &self.endpoint_url),
+            ("endpoints.s3", &self.endpoints.s3),
+            ("endpoints.kms", &self.endpoints.kms),
+            ("endpoints.logs", &self.endpoints.logs),
+            ("endpoints.dynamodb", &self.endpoints.dynamodb),
+            ("endpoints.bedrock", &self.endpoints.bedrock),
+        ];
+        for (name, url) in endpoints {
+            if let Some(url) = url
+                && (!(url.starts_with("http://") || url.starts_with("https://"))
+                    || url.len() > 2048)
+            {
+                return bad(format!(
+                    "{name} must start with http:// or https:// (at most 2048 characters)"
+                ));
+            }
+        }
+        if let Some(id) = &self.prompt_hash_key_id
+            && (id.trim().is_empty() || id.len() > 2048)
         {
-            return bad("endpoint_url must start with http:// or https://".into());
+            return bad(
+                "prompt_hash_key_id, when set, must name a KMS key (at most 2048 characters)"
+                    .into(),
+            );
         }
         if !matches!(self.audit_sink.as_str(), "cloudwatch" | "stdout") {
             return bad(format!(
@@ -552,7 +624,9 @@ impl Config {
                     ));
                 }
             }
-            if !self.guardrails.contains_key(&feature.guardrail) {
+            if self.bedrock_guardrails() {
+                check_bedrock_pin(name, feature)?;
+            } else if !self.guardrails.contains_key(&feature.guardrail) {
                 return bad(format!(
                     "feature {name:?}: guardrail {:?} is not defined under [guardrails]",
                     feature.guardrail
@@ -576,6 +650,9 @@ impl Config {
         }
         if let Some(oidc) = &self.console.oidc {
             oidc.validate()?;
+        }
+        if self.features_refresh_secs == 0 || self.features_refresh_secs > 3600 {
+            return bad("features_refresh_secs must be between 1 and 3600".into());
         }
         match (self.backend, &self.aws) {
             (Backend::Aws, None) => {
@@ -639,6 +716,15 @@ impl Config {
         Ok(())
     }
 
+    /// Whether guardrails are Bedrock's (`backend = "aws"` with `aws.guardrails = "bedrock"`).
+    pub fn bedrock_guardrails(&self) -> bool {
+        self.backend == Backend::Aws
+            && self
+                .aws
+                .as_ref()
+                .is_some_and(|a| a.guardrails == GuardrailsBackend::Bedrock)
+    }
+
     /// Every app client id any feature accepts.
     pub fn all_clients(&self) -> BTreeSet<String> {
         self.features
@@ -654,6 +740,56 @@ impl Config {
             .find(|(_, f)| f.clients.iter().any(|c| c == client_id))
             .map(|(n, f)| (n.as_str(), f))
     }
+}
+
+/// A feature's pin on Bedrock: the id as botocore's `GuardrailIdentifier` (`[a-z0-9]+`, at most
+/// 64 characters, or a guardrail ARN) and the version as `GuardrailVersion`
+/// (`[1-9][0-9]{0,7}`; DRAFT is refused by the caller: features pin immutable versions).
+fn check_bedrock_pin(name: &str, feature: &FeatureConfig) -> Result<(), ConfigError> {
+    let id = &feature.guardrail;
+    let (arn_ok, tail) = match id.rsplit_once(":guardrail/") {
+        None => (true, id.as_str()),
+        Some((head, tail)) => {
+            let parts: Vec<&str> = head.split(':').collect();
+            let ok = parts.len() == 5
+                && parts[0] == "arn"
+                && (parts[1] == "aws" || parts[1].starts_with("aws-"))
+                && parts[2] == "bedrock"
+                && (1..=20).contains(&parts[3].len())
+                && parts[3]
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && parts[4].len() == 12
+                && parts[4].bytes().all(|b| b.is_ascii_digit());
+            (ok, tail)
+        }
+    };
+    let id_ok = arn_ok
+        && id.len() <= 2048
+        && !tail.is_empty()
+        && tail.len() <= 64
+        && tail
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !id_ok {
+        return Err(ConfigError::Invalid(format!(
+            "feature {name:?}: guardrail {id:?} is not a Bedrock guardrail id \
+             ([a-z0-9]+ of at most 64 characters, or arn:aws:bedrock:REGION:ACCOUNT:guardrail/ID)"
+        )));
+    }
+    let v = &feature.guardrail_version;
+    let version_ok = v == "DRAFT"
+        || (!v.is_empty()
+            && v.len() <= 8
+            && !v.starts_with('0')
+            && v.bytes().all(|b| b.is_ascii_digit()));
+    if !version_ok {
+        return Err(ConfigError::Invalid(format!(
+            "feature {name:?}: guardrail_version {v:?} is not a Bedrock guardrail version \
+             (a number from 1 to 99999999)"
+        )));
+    }
+    Ok(())
 }
 
 fn merge(base: &mut toml::Value, over: toml::Value, depth: usize) {
@@ -797,6 +933,73 @@ throttle = { requests_per_minute = 1, burst = 1, tokens_per_minute = 1, tokens_p
         assert!(err.contains("aws.endpoint_url"), "{err}");
         let err = load(&good.replace("region = \"eu-west-1\"", "region = \"\"")).unwrap_err();
         assert!(err.contains("aws.region"), "{err}");
+        let c = load(&format!(
+            "{good}prompt_hash_key_id = \"alias/gp-hash\"\n[aws.endpoints]\nkms = \"http://127.0.0.1:1\"\n"
+        ))
+        .unwrap();
+        let aws = c.aws.unwrap();
+        assert_eq!(aws.prompt_hash_key_id.as_deref(), Some("alias/gp-hash"));
+        assert_eq!(aws.endpoints.kms.as_deref(), Some("http://127.0.0.1:1"));
+        let err = load(&format!("{good}[aws.endpoints]\nkms = \"127.0.0.1:1\"\n")).unwrap_err();
+        assert!(err.contains("aws.endpoints.kms"), "{err}");
+        let err = load(&format!("{good}[aws.endpoints]\nsqs = \"http://x\"\n")).unwrap_err();
+        assert!(err.contains("sqs"), "{err}");
+    }
+
+    #[test]
+    fn bedrock_guardrail_pins_must_look_like_bedrock_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let load = |guardrail: &str, version: &str, extra: &str| {
+            std::fs::write(
+                &file,
+                format!(
+                    "backend = \"aws\"\n[aws]\nregion = \"eu-west-1\"\nvault_bucket = \"b\"\n\
+                     kms_key_id = \"k\"\nlog_group = \"/gp\"\nthrottle_table = \"t\"\n{extra}\n\
+                     [features.f]\nclients = [\"c\"]\nmodels = [\"dev\"]\nguardrail = \"{guardrail}\"\n\
+                     guardrail_version = \"{version}\"\nthrottle = {{ requests_per_minute = 1, \
+                     burst = 1, tokens_per_minute = 1, tokens_per_day = 1 }}\n"
+                ),
+            )
+            .unwrap();
+            Config::load_from(Some(&file), &[]).map_err(|e| e.to_string())
+        };
+        // On Bedrock the id need not be under [guardrails]; it must be Bedrock's shape.
+        let c = load("gr7x2k9q1abc", "3", "").unwrap();
+        assert!(c.bedrock_guardrails());
+        load(
+            "arn:aws:bedrock:eu-west-1:123456789012:guardrail/gr7x2k9q1abc",
+            "12",
+            "",
+        )
+        .unwrap();
+        for bad in [
+            "Upper",
+            "has-dash",
+            "",
+            "arn:aws:s3:eu-west-1:123456789012:guardrail/abc",
+            "arn:aws:bedrock:eu-west-1:1234:guardrail/abc",
+        ] {
+            let err = load(bad, "1", "").unwrap_err();
+            assert!(
+                err.contains("is not a Bedrock guardrail id"),
+                "{bad}: {err}"
+            );
+        }
+        for bad in ["0", "01", "v1", "123456789", ""] {
+            let err = load("abc", bad, "").unwrap_err();
+            assert!(
+                err.contains("is not a Bedrock guardrail version"),
+                "{bad}: {err}"
+            );
+        }
+        let err = load("abc", "DRAFT", "").unwrap_err();
+        assert!(err.contains("not DRAFT"), "{err}");
+        // With the embedded registry on aws, the id must be a configured guardrail again.
+        let err = load("gr7x2k9q1abc", "1", "guardrails = \"embedded\"").unwrap_err();
+        assert!(err.contains("not defined under [guardrails]"), "{err}");
+        let err = load("abc", "1", "[aws.endpoints]\nbedrock = \"localhost:1\"").unwrap_err();
+        assert!(err.contains("aws.endpoints.bedrock"), "{err}");
     }
 
     #[test]

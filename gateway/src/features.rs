@@ -2,26 +2,57 @@
 //! its pinned guardrail version and its throttle limits) on top of the configuration file's
 //! `[features.*]`, without a restart.
 //!
-//! Overrides live in SQLite (`<data_dir>/features.db`, one row per feature) and in memory behind
-//! a lock the request path reads once per request ([`FeatureSettings::effective`]); a write
-//! updates both, so the next request sees it. The configuration file stays the source of which
-//! features exist and which app clients they have; a row only overrides values. Every write is
-//! validated against the configuration and the guardrail registry first
-//! ([`FeatureSettings::apply`]): unknown features, unknown model aliases, guardrail versions
-//! that do not exist (or DRAFT) and zero or absurd limits are refused.
+//! The configuration file stays the source of which features exist and which app clients they
+//! have; an override only replaces values. Every write is validated against the configuration
+//! and the guardrail registry first ([`FeatureSettings::apply`]): unknown features, unknown
+//! model aliases, guardrail versions that do not exist (or DRAFT) and zero or absurd limits are
+//! refused. The request path reads the overrides once per request
+//! ([`FeatureSettings::effective`]) from an in-memory copy behind a lock.
+//!
+//! Where the overrides persist ([`Store`]):
+//! - embedded default: SQLite (`<data_dir>/features.db`, one row per feature). The console and
+//!   the gateway share one process, so a write updates the row and the in-memory copy, and the
+//!   next request sees it.
+//! - `backend = "aws"`: DynamoDB, items `feature#<name>` in the throttle table
+//!   ([`crate::aws::features`]). Each instance (each Lambda) keeps an in-memory copy no older
+//!   than `features_refresh_secs`: a read that finds the copy due starts one BatchGetItem and
+//!   waits for it at most [`REFRESH_WAIT`] (so even a Lambda thawed after minutes answers with
+//!   current settings); requests arriving while that refresh is in flight wait for the same one.
+//!   A write from this process is in its copy at once. Writes are conditioned on the version
+//!   this process last saw, so a console whose copy is stale gets "changed by someone else"
+//!   instead of overwriting. If a refresh fails, requests keep the last known settings, the
+//!   failure is logged once per interval (one attempt per interval), and until a refresh
+//!   succeeds again no request waits for the retries; at start-up without a reachable store,
+//!   the configuration's values serve until a refresh succeeds.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
+use crate::aws::features::{DynamoFeatureStore, PutError, StoredOverride};
 use crate::config::{Config, FeatureConfig, ThrottleLimits};
-use crate::guard::registry::{Registry, RegistryError, parse_version};
+use crate::guard::registry::{RegistryError, parse_version};
+use crate::guard::registry_api::VersionLookup;
 
 /// The largest limit accepted for any throttle value (keeps arithmetic far from overflow).
 pub const MAX_LIMIT: u64 = 1_000_000_000_000;
+
+/// The longest a read waits for a due refresh before going on with the last known settings.
+pub const REFRESH_WAIT: Duration = Duration::from_secs(1);
+
+/// The longest a console write waits for DynamoDB.
+const WRITE_WAIT: Duration = Duration::from_secs(15);
+
+/// The longest start-up waits for the first load before serving the configuration's values.
+const START_WAIT: Duration = Duration::from_secs(5);
+
+/// What a write refused because another writer got there first says (safe to show).
+pub const CONFLICT_MESSAGE: &str = "this feature was changed by someone else since this page \
+     was loaded; reload the page to see their change, then save again";
 
 /// What the console may change about one feature. `None` keeps the configuration's value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +66,8 @@ pub struct FeatureOverride {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureSettingsError {
-    /// The change was refused; the message says why and is safe to show.
+    /// The change was refused; the message says why and is safe to show. A write that lost
+    /// to a concurrent one says [`CONFLICT_MESSAGE`].
     #[error("{0}")]
     Invalid(String),
     #[error("feature settings storage failed: {0}")]
@@ -46,10 +78,104 @@ fn storage(e: impl std::fmt::Display) -> FeatureSettingsError {
     FeatureSettingsError::Storage(e.to_string())
 }
 
-/// The store of overrides, shared by the gateway and the console in one process.
+/// One feature's override and the store version it was read or written at (0 on SQLite).
+type Overrides = BTreeMap<String, StoredOverride>;
+
+/// Where the overrides persist: a closed set, chosen by `backend`.
+enum Store {
+    Sqlite(Mutex<Connection>),
+    Dynamo(Dynamo),
+}
+
+struct Dynamo {
+    store: DynamoFeatureStore,
+    /// The configured features: the keys one refresh reads.
+    features: Vec<String>,
+    every: Duration,
+}
+
+/// The in-memory copy and the refresh bookkeeping, shared with refresh tasks.
+struct Shared {
+    current: RwLock<Arc<Overrides>>,
+    refresh: Mutex<RefreshState>,
+    refreshed: Condvar,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct RefreshState {
+    /// When the last refresh started (`None`: due now).
+    started: Option<Instant>,
+    in_flight: bool,
+    /// Writes this process made so far (a refresh started before one must not undo it).
+    writes: u64,
+    /// The last refresh failed (logged once per attempt, so once per interval).
+    failing: bool,
+}
+
+/// What a read does about refreshing: start one now, and wait until when for it.
+#[derive(Debug, PartialEq, Eq)]
+struct RefreshPlan {
+    start: bool,
+    wait_until: Option<Instant>,
+}
+
+/// Decide, from the bookkeeping alone, whether a read starts a refresh and how long it waits.
+fn plan_refresh(
+    state: &RefreshState,
+    now: Instant,
+    every: Duration,
+    wait: Duration,
+) -> RefreshPlan {
+    let due = state
+        .started
+        .is_none_or(|t| now.saturating_duration_since(t) >= every);
+    if state.failing {
+        // The store is down: keep trying every interval, but never make a request wait.
+        return RefreshPlan {
+            start: due && !state.in_flight,
+            wait_until: None,
+        };
+    }
+    if state.in_flight {
+        let until = state.started.map(|t| t + wait).filter(|&u| u > now);
+        return RefreshPlan {
+            start: false,
+            wait_until: until,
+        };
+    }
+    RefreshPlan {
+        start: due,
+        wait_until: due.then_some(now + wait),
+    }
+}
+
+/// The copy after a refresh read `loaded`. When this process wrote since the refresh started,
+/// the newer version of each feature wins (the read may predate the write); otherwise the
+/// store's answer replaces the copy whole.
+fn merge(current: &Overrides, loaded: Overrides, wrote_since: bool) -> Overrides {
+    if !wrote_since {
+        return loaded;
+    }
+    let mut out = loaded;
+    for (feature, mine) in current {
+        let keep_mine = out
+            .get(feature)
+            .is_none_or(|theirs| theirs.version < mine.version);
+        if keep_mine {
+            out.insert(feature.clone(), mine.clone());
+        }
+    }
+    out
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The store of overrides, shared by the gateway and the console.
 pub struct FeatureSettings {
-    db: Mutex<Connection>,
-    current: RwLock<Arc<BTreeMap<String, FeatureOverride>>>,
+    store: Store,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for FeatureSettings {
@@ -59,6 +185,17 @@ impl std::fmt::Debug for FeatureSettings {
 }
 
 impl FeatureSettings {
+    fn new(store: Store, overrides: Overrides) -> FeatureSettings {
+        FeatureSettings {
+            store,
+            shared: Arc::new(Shared {
+                current: RwLock::new(Arc::new(overrides)),
+                refresh: Mutex::new(RefreshState::default()),
+                refreshed: Condvar::new(),
+            }),
+        }
+    }
+
     /// Open (creating if needed) `<data_dir>/features.db`.
     pub fn open(data_dir: &Path) -> Result<FeatureSettings, FeatureSettingsError> {
         FeatureSettings::with_connection(
@@ -93,8 +230,14 @@ impl FeatureSettings {
             for row in rows {
                 let (feature, json) = row.map_err(storage)?;
                 match serde_json::from_str::<FeatureOverride>(&json) {
-                    Ok(o) => {
-                        map.insert(feature, o);
+                    Ok(settings) => {
+                        map.insert(
+                            feature,
+                            StoredOverride {
+                                settings,
+                                version: 0,
+                            },
+                        );
                     }
                     Err(e) => {
                         tracing::warn!(feature, error = %e, "ignoring unreadable feature settings")
@@ -102,29 +245,129 @@ impl FeatureSettings {
                 }
             }
         }
-        Ok(FeatureSettings {
-            db: Mutex::new(conn),
-            current: RwLock::new(Arc::new(map)),
-        })
+        Ok(FeatureSettings::new(Store::Sqlite(Mutex::new(conn)), map))
     }
 
-    fn snapshot(&self) -> Arc<BTreeMap<String, FeatureOverride>> {
-        match self.current.read() {
+    /// Overrides on DynamoDB (`backend = "aws"`) for `config`'s features, refreshed at most
+    /// every `config.features_refresh_secs`. Waits a few seconds for the first load; if the
+    /// store does not answer, starts with the configuration's values (logged) and keeps
+    /// retrying every interval.
+    pub async fn dynamo(store: DynamoFeatureStore, config: &Config) -> FeatureSettings {
+        let features: Vec<String> = config.features.keys().cloned().collect();
+        let every = Duration::from_secs(config.features_refresh_secs.max(1));
+        let calls = store.handle();
+        let wanted = features.clone();
+        let first = tokio::time::timeout(
+            START_WAIT,
+            store.run(async move { calls.load(&wanted).await }),
+        )
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()));
+        let this = FeatureSettings::new(
+            Store::Dynamo(Dynamo {
+                store,
+                features,
+                every,
+            }),
+            BTreeMap::new(),
+        );
+        {
+            let mut st = lock(&this.shared.refresh);
+            st.started = Some(Instant::now());
+            match first {
+                Ok(loaded) => {
+                    this.replace(loaded);
+                }
+                Err(e) => {
+                    st.failing = true;
+                    tracing::warn!(
+                        error = %e,
+                        retry_secs = every.as_secs(),
+                        "feature settings store unreachable at start-up; serving the \
+                         configuration's values until it answers"
+                    );
+                }
+            }
+        }
+        this
+    }
+
+    fn replace(&self, overrides: Overrides) {
+        let mut current = self
+            .shared
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *current = Arc::new(overrides);
+    }
+
+    fn current(&self) -> Arc<Overrides> {
+        match self.shared.current.read() {
             Ok(m) => m.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
+    /// The copy, refreshed first when it is due (DynamoDB only; bounded wait).
+    fn snapshot(&self) -> Arc<Overrides> {
+        if let Store::Dynamo(d) = &self.store {
+            self.refresh_if_due(d);
+        }
+        self.current()
+    }
+
+    fn refresh_if_due(&self, d: &Dynamo) {
+        let mut st = lock(&self.shared.refresh);
+        let plan = plan_refresh(&st, Instant::now(), d.every, REFRESH_WAIT);
+        if plan.start {
+            st.in_flight = true;
+            st.started = Some(Instant::now());
+            let (shared, calls, features, writes) = (
+                self.shared.clone(),
+                d.store.handle(),
+                d.features.clone(),
+                st.writes,
+            );
+            let task = d.store.spawn(async move {
+                let result = calls.load(&features).await;
+                finish_refresh(&shared, result, writes);
+            });
+            if task.is_none() {
+                st.in_flight = false;
+                return;
+            }
+        }
+        if let Some(until) = plan.wait_until {
+            while st.in_flight {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                st = match self.shared.refreshed.wait_timeout(st, until - now) {
+                    Ok((guard, _)) => guard,
+                    Err(poisoned) => poisoned.into_inner().0,
+                };
+            }
+        }
+    }
+
     /// The override stored for `feature`, if any.
     pub fn get(&self, feature: &str) -> Option<FeatureOverride> {
-        self.snapshot().get(feature).cloned()
+        self.snapshot().get(feature).map(|s| s.settings.clone())
+    }
+
+    /// The store version of `feature`'s override as this process last saw it (`None`: no
+    /// override; always 0 on the embedded store).
+    pub fn version(&self, feature: &str) -> Option<u64> {
+        self.snapshot().get(feature).map(|s| s.version)
     }
 
     /// `base` (the configuration's feature) with this feature's override applied: what the
     /// request path uses.
     pub fn effective(&self, feature: &str, base: &FeatureConfig) -> FeatureConfig {
         let mut out = base.clone();
-        if let Some(o) = self.snapshot().get(feature) {
+        if let Some(stored) = self.snapshot().get(feature) {
+            let o = &stored.settings;
             if let Some(model) = &o.model {
                 out.models.retain(|m| m != model);
                 out.models.insert(0, model.clone());
@@ -144,7 +387,7 @@ impl FeatureSettings {
     pub fn apply(
         &self,
         config: &Config,
-        registry: &Registry,
+        registry: &dyn VersionLookup,
         feature: &str,
         change: FeatureOverride,
         actor: &str,
@@ -190,22 +433,81 @@ impl FeatureSettings {
                 ));
             }
         }
-        let json = serde_json::to_string(&change).map_err(storage)?;
-        {
-            let db = self.db.lock().map_err(|_| storage("lock poisoned"))?;
-            db.execute(
-                "INSERT INTO feature_settings (feature, settings, updated_ms, updated_by)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(feature) DO UPDATE SET settings = ?2, updated_ms = ?3, updated_by = ?4",
-                params![feature, json, now_ms, actor],
-            )
-            .map_err(storage)?;
-            let mut current = self.current.write().map_err(|_| storage("lock poisoned"))?;
-            let mut map = (**current).clone();
-            map.insert(feature.to_string(), change);
-            *current = Arc::new(map);
+        match &self.store {
+            Store::Sqlite(db) => self.store_sqlite(db, feature, change, actor, now_ms)?,
+            Store::Dynamo(d) => self.store_dynamo(d, feature, change, actor, now_ms)?,
         }
         Ok(self.effective(feature, base))
+    }
+
+    fn store_sqlite(
+        &self,
+        db: &Mutex<Connection>,
+        feature: &str,
+        change: FeatureOverride,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<(), FeatureSettingsError> {
+        let json = serde_json::to_string(&change).map_err(storage)?;
+        let db = db.lock().map_err(|_| storage("lock poisoned"))?;
+        db.execute(
+            "INSERT INTO feature_settings (feature, settings, updated_ms, updated_by)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(feature) DO UPDATE SET settings = ?2, updated_ms = ?3, updated_by = ?4",
+            params![feature, json, now_ms, actor],
+        )
+        .map_err(storage)?;
+        self.remember(feature, change, 0);
+        Ok(())
+    }
+
+    fn store_dynamo(
+        &self,
+        d: &Dynamo,
+        feature: &str,
+        change: FeatureOverride,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<(), FeatureSettingsError> {
+        // The version this process last saw: a write someone else made since then (in this
+        // process's copy or not yet) makes the conditional put fail instead of being lost.
+        let expected = self.current().get(feature).map(|s| s.version);
+        let calls = d.store.handle();
+        let (name, settings, who) = (feature.to_string(), change.clone(), actor.to_string());
+        let outcome = d
+            .store
+            .run_blocking(
+                async move { calls.put(&name, &settings, expected, &who, now_ms).await },
+                WRITE_WAIT,
+            )
+            .unwrap_or_else(|| Err(PutError::Failed("DynamoDB PutItem timed out".into())));
+        match outcome {
+            Ok(version) => {
+                self.remember(feature, change, version);
+                Ok(())
+            }
+            Err(PutError::Conflict) => {
+                // Load the other writer's change so a reload shows it.
+                lock(&self.shared.refresh).started = None;
+                self.refresh_if_due(d);
+                Err(FeatureSettingsError::Invalid(CONFLICT_MESSAGE.into()))
+            }
+            Err(PutError::Failed(e)) => Err(storage(e)),
+        }
+    }
+
+    /// Put a write of this process into the copy at once.
+    fn remember(&self, feature: &str, settings: FeatureOverride, version: u64) {
+        let mut st = lock(&self.shared.refresh);
+        st.writes += 1;
+        let mut current = self
+            .shared
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = (**current).clone();
+        map.insert(feature.to_string(), StoredOverride { settings, version });
+        *current = Arc::new(map);
     }
 
     /// Every (guardrail id, version) a feature pins right now, configuration and overrides.
@@ -219,6 +521,34 @@ impl FeatureSettings {
             })
             .collect()
     }
+}
+
+/// A refresh task's end: install what it read (or log why not) and wake the waiting readers.
+fn finish_refresh(shared: &Shared, result: Result<Overrides, String>, writes_at_start: u64) {
+    let mut st = lock(&shared.refresh);
+    match result {
+        Ok(loaded) => {
+            let mut current = shared
+                .current
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let merged = merge(&current, loaded, st.writes != writes_at_start);
+            *current = Arc::new(merged);
+            if st.failing {
+                tracing::info!("feature settings store answers again");
+            }
+            st.failing = false;
+        }
+        Err(e) => {
+            st.failing = true;
+            tracing::warn!(
+                error = %e,
+                "feature settings refresh failed; serving the last known settings"
+            );
+        }
+    }
+    st.in_flight = false;
+    shared.refreshed.notify_all();
 }
 
 #[cfg(test)]
@@ -265,6 +595,133 @@ mod tests {
     }
 
     const BODY: &[u8] = br#"{"messages":[{"role":"user","content":"hello"}]}"#;
+
+    fn stored(model: &str, version: u64) -> StoredOverride {
+        StoredOverride {
+            settings: FeatureOverride {
+                model: Some(model.into()),
+                ..FeatureOverride::default()
+            },
+            version,
+        }
+    }
+
+    #[test]
+    fn a_read_refreshes_when_due_and_waits_a_bounded_time() {
+        let (every, wait) = (Duration::from_secs(5), Duration::from_secs(1));
+        let now = Instant::now();
+        // Never loaded: start now, wait for it.
+        let fresh = RefreshState::default();
+        assert_eq!(
+            plan_refresh(&fresh, now, every, wait),
+            RefreshPlan {
+                start: true,
+                wait_until: Some(now + wait)
+            }
+        );
+        // Loaded 2 s ago: nothing to do.
+        let recent = RefreshState {
+            started: Some(now - Duration::from_secs(2)),
+            ..RefreshState::default()
+        };
+        assert_eq!(
+            plan_refresh(&recent, now, every, wait),
+            RefreshPlan {
+                start: false,
+                wait_until: None
+            }
+        );
+        // Due (a thawed Lambda after minutes): start one.
+        let stale = RefreshState {
+            started: Some(now - Duration::from_secs(300)),
+            ..RefreshState::default()
+        };
+        assert!(plan_refresh(&stale, now, every, wait).start);
+        // One in flight since 200 ms: join it, until its start + wait; never start a second.
+        let flying = RefreshState {
+            started: Some(now - Duration::from_millis(200)),
+            in_flight: true,
+            ..RefreshState::default()
+        };
+        assert_eq!(
+            plan_refresh(&flying, now, every, wait),
+            RefreshPlan {
+                start: false,
+                wait_until: Some(now + Duration::from_millis(800))
+            }
+        );
+        // One hanging for longer than the wait (store unreachable): go on with what we have.
+        let hanging = RefreshState {
+            started: Some(now - Duration::from_secs(3)),
+            in_flight: true,
+            ..RefreshState::default()
+        };
+        assert_eq!(
+            plan_refresh(&hanging, now, every, wait),
+            RefreshPlan {
+                start: false,
+                wait_until: None
+            }
+        );
+        // After a failed refresh: retry every interval, but no read waits for the retries.
+        let failing = RefreshState {
+            started: Some(now - Duration::from_secs(6)),
+            failing: true,
+            ..RefreshState::default()
+        };
+        assert_eq!(
+            plan_refresh(&failing, now, every, wait),
+            RefreshPlan {
+                start: true,
+                wait_until: None
+            }
+        );
+        let retrying = RefreshState {
+            in_flight: true,
+            started: Some(now - Duration::from_millis(10)),
+            ..failing
+        };
+        assert_eq!(
+            plan_refresh(&retrying, now, every, wait),
+            RefreshPlan {
+                start: false,
+                wait_until: None
+            }
+        );
+    }
+
+    #[test]
+    fn the_refresh_interval_is_bounded_in_the_configuration() {
+        assert_eq!(Config::default().features_refresh_secs, 5);
+        for (secs, ok) in [(0, false), (1, true), (3600, true), (3601, false)] {
+            let c = Config {
+                features_refresh_secs: secs,
+                ..Config::default()
+            };
+            assert_eq!(c.validate().is_ok(), ok, "{secs}");
+        }
+    }
+
+    #[test]
+    fn a_refresh_replaces_the_copy_unless_it_may_predate_a_local_write() {
+        let mine = BTreeMap::from([
+            ("a".to_string(), stored("new", 3)),
+            ("b".to_string(), stored("b", 1)),
+        ]);
+        let loaded = BTreeMap::from([
+            ("a".to_string(), stored("old", 2)),
+            ("c".to_string(), stored("c", 5)),
+        ]);
+        // No local write since the read started: the store is the truth (b was removed).
+        assert_eq!(merge(&mine, loaded.clone(), false), loaded);
+        // A local write raced the read: the newer version of each feature wins.
+        let merged = merge(&mine, loaded, true);
+        assert_eq!(merged["a"], stored("new", 3));
+        assert_eq!(merged["b"], stored("b", 1));
+        assert_eq!(merged["c"], stored("c", 5));
+        let newer = BTreeMap::from([("a".to_string(), stored("theirs", 4))]);
+        assert_eq!(merge(&mine, newer, true)["a"], stored("theirs", 4));
+    }
 
     #[tokio::test]
     async fn a_raised_limit_takes_effect_on_the_next_request_and_survives_a_reopen() {

@@ -17,6 +17,7 @@ use crate::config::{Backend, Config};
 use crate::features::FeatureSettings;
 use crate::guard::Guardrail;
 use crate::guard::registry::Registry;
+use crate::guard::registry_api::GuardrailRegistry;
 use crate::model::Provider;
 use crate::throttle::Throttle;
 use crate::throttle::local::LocalThrottle;
@@ -28,6 +29,7 @@ type DataBackends = (
     Vault,
     Arc<dyn Throttle>,
     Option<Arc<crate::aws::spool::Spool>>,
+    Option<PromptHasher>,
 );
 
 #[derive(Clone)]
@@ -38,8 +40,12 @@ pub struct AppState {
     pub issuer: Option<Arc<LocalIssuer>>,
     pub throttle: Arc<dyn Throttle>,
     pub guardrails: Arc<dyn Guardrail>,
-    /// The guardrail registry behind `guardrails` and the Bedrock-compatible API.
+    /// The embedded guardrail registry: the Bedrock-compatible API's store and its access keys
+    /// (and, unless guardrails are Bedrock's, what `guardrails` and `guardrail_registry` are).
     pub registry: Arc<Registry>,
+    /// Where the console edits guardrails: the embedded registry, or Bedrock's control plane
+    /// with `backend = "aws"` (`aws.guardrails = "bedrock"`).
+    pub guardrail_registry: Arc<dyn GuardrailRegistry>,
     /// Providers by model alias.
     pub models: Arc<BTreeMap<String, Provider>>,
     pub audit: Arc<dyn AuditStore>,
@@ -54,6 +60,15 @@ pub struct AppState {
 impl AppState {
     /// Build every backend the configuration names; fails with a clear message otherwise.
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
+        AppState::build_with_credentials(config, None).await
+    }
+
+    /// [`AppState::build`] with an explicit AWS access key pair instead of the default chain
+    /// (in-process tests against an emulator, where two instances share one process).
+    pub async fn build_with_credentials(
+        config: Config,
+        credentials: Option<&crate::aws::StaticCredentials>,
+    ) -> anyhow::Result<AppState> {
         match config.backend {
             Backend::Embedded => {}
             Backend::Aws => {}
@@ -100,7 +115,7 @@ impl AppState {
                 .map_err(|e| anyhow::anyhow!("model {alias:?}: {e}"))?;
             models.insert(alias.clone(), provider);
         }
-        let (audit, vault, throttle, spool): DataBackends = match config.backend {
+        let (audit, vault, throttle, spool, kms_hasher): DataBackends = match config.backend {
             Backend::Embedded => (
                 Arc::new(
                     SqliteAuditStore::open(&data_dir.join("audit.db")).context("audit store")?,
@@ -108,21 +123,51 @@ impl AppState {
                 Vault::embedded(&data_dir, config.vault.retention_days).context("prompt vault")?,
                 Arc::new(LocalThrottle::new()),
                 None,
+                None,
             ),
             Backend::Aws => {
-                let b = crate::aws::DataBackends::build(&config, None).await?;
-                (b.audit, b.vault, b.throttle, Some(b.spool))
+                let b = crate::aws::DataBackends::build(&config, credentials).await?;
+                let hasher = b
+                    .prompt_hash_secret
+                    .as_deref()
+                    .map(|secret| PromptHasher::from_secret(secret));
+                (b.audit, b.vault, b.throttle, Some(b.spool), hasher)
             }
         };
-        let prompt_hasher = PromptHasher::load_or_create(&data_dir).context("prompt hash key")?;
-        let features = FeatureSettings::open(&data_dir).context("feature settings")?;
+        // On AWS with `aws.prompt_hash_key_id`, the key every instance shares (KMS GenerateMac);
+        // otherwise this data dir's own key.
+        let prompt_hasher = match kms_hasher {
+            Some(h) => h,
+            None => PromptHasher::load_or_create(&data_dir).context("prompt hash key")?,
+        };
+        let features = match config.backend {
+            Backend::Embedded => FeatureSettings::open(&data_dir).context("feature settings")?,
+            // Shared by every instance: DynamoDB, refreshed every `features_refresh_secs`.
+            Backend::Aws => crate::aws::features::settings(&config, credentials).await?,
+        };
+        // Guardrails: the embedded registry, or Bedrock (every pin checked once at start-up).
+        let (guardrails, guardrail_registry): (Arc<dyn Guardrail>, Arc<dyn GuardrailRegistry>) =
+            match (&config.aws, config.bedrock_guardrails()) {
+                (Some(aws), true) => {
+                    let (apply, control) =
+                        crate::guard::bedrock_registry::from_config(aws, credentials)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("bedrock guardrails: {e}"))?;
+                    crate::guard::bedrock_registry::check_pins(&control, &features.pins(&config))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("bedrock guardrails: {e}"))?;
+                    (Arc::new(apply), Arc::new(control))
+                }
+                _ => (registry.clone(), Arc::new(registry.clone())),
+            };
 
         Ok(AppState {
             config: Arc::new(config),
             verifier: Arc::new(verifier),
             issuer,
             throttle,
-            guardrails: registry.clone(),
+            guardrails,
+            guardrail_registry,
             registry,
             models: Arc::new(models),
             audit,

@@ -2,8 +2,9 @@
 //! a direct SQLite bulk insert into the gateway's own schema), then measures every console
 //! page's server-rendered time to first byte through the real router (no socket: the time is
 //! the server's own), as medians over rounds, and the wasm bundle's size raw, gzip'd and
-//! zstd'd (target/site/pkg after `scripts/build-site.sh [--release]`). It also prints SQLite's
-//! plan for the overview's per-minute query.
+//! zstd'd (target/site/pkg after `scripts/build-site.sh [--release]`; the bench names the file
+//! and the profile it was built with, and stops at once when there is none). It also prints
+//! SQLite's plans for the overview's rollup reads. Every page must answer 200.
 //!
 //! `cargo bench -p server --bench pages -- [--events 1000000] [--rounds 15]`
 #![expect(
@@ -113,20 +114,42 @@ fn seed(path: &Path, n: u64, now: i64) -> Duration {
 
 fn explain_overview(path: &Path, now: i64) {
     let conn = rusqlite::Connection::open(path).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "EXPLAIN QUERY PLAN SELECT timestamp / 60000 AS minute, COUNT(*),
-             COALESCE(SUM(guardrail_action = 'INTERVENED'), 0) FROM audit_events
-             WHERE timestamp >= ?1 AND timestamp < ?2 GROUP BY minute ORDER BY minute",
+    let minute = now.div_euclid(60_000);
+    let queries = [
+        (
+            "per-minute rollup (minutes, features, latency histogram)",
+            format!(
+                "SELECT * FROM audit_minutes WHERE minute >= {} AND minute < {}",
+                minute - 1440,
+                minute
+            ),
+        ),
+        (
+            "top policies",
+            format!(
+                "SELECT policy, SUM(hits) AS n FROM audit_minute_policies WHERE minute >= {}
+                 AND minute < {} GROUP BY policy ORDER BY n DESC LIMIT 8",
+                minute - 1440,
+                minute
+            ),
+        ),
+    ];
+    for (what, sql) in queries {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+        println!("overview {what}: plan");
+        for r in rows {
+            println!("  {}", r.unwrap());
+        }
+    }
+    let rows: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM audit_minutes WHERE minute >= ?1",
+            [minute - 1440],
+            |r| r.get(0),
         )
         .unwrap();
-    let rows = stmt
-        .query_map([now - 86_400_000, now], |r| r.get::<_, String>(3))
-        .unwrap();
-    println!("overview per-minute query plan:");
-    for r in rows {
-        println!("  {}", r.unwrap());
-    }
+    println!("overview 24h reads {rows} rollup rows (minute x feature)");
 }
 
 async fn sign_in(router: &Router, name: &str, password: &str) -> String {
@@ -168,31 +191,77 @@ fn compressed(file: &Path, cmd: &str, args: &[&str]) -> Option<u64> {
     out.status.success().then_some(out.stdout.len() as u64)
 }
 
-fn wasm_sizes(root: &Path) {
-    let wasm = root.join("target/site/pkg/console_bg.wasm");
-    let Ok(meta) = std::fs::metadata(&wasm) else {
-        println!(
-            "wasm bundle: {} missing (run scripts/build-site.sh --release)",
-            wasm.display()
+/// The console's wasm bundle as the server would serve it, and what built it.
+struct Bundle {
+    path: PathBuf,
+    raw: u64,
+    /// `wasm-release` or `debug`: the profile whose `app.wasm` was built last before the bundle.
+    profile: String,
+}
+
+/// Find the bundle in `target/site/pkg` or stop the bench with a clear message: its size is
+/// half of what this bench reports.
+fn bundle(root: &Path) -> Bundle {
+    let path = root.join("target/site/pkg/console_bg.wasm");
+    let Ok(meta) = std::fs::metadata(&path) else {
+        eprintln!(
+            "pages bench: no wasm bundle at {} — build it first: scripts/build-site.sh --release",
+            path.display()
         );
-        return;
+        std::process::exit(2);
     };
+    let built = meta.modified().ok();
+    // The newest profile's app.wasm that is not newer than the bundle built from it.
+    let profile = ["wasm-release", "debug"]
+        .into_iter()
+        .filter_map(|p| {
+            let m =
+                std::fs::metadata(root.join(format!("target/wasm32-unknown-unknown/{p}/app.wasm")))
+                    .ok()?
+                    .modified()
+                    .ok()?;
+            (built.is_none_or(|b| m <= b)).then_some((m, p))
+        })
+        .max()
+        .map_or_else(|| "unknown".to_string(), |(_, p)| p.to_string());
+    Bundle {
+        path,
+        raw: meta.len(),
+        profile,
+    }
+}
+
+fn wasm_sizes(bundle: &Bundle) {
     let kb = |n: u64| format!("{:.0} KB", n as f64 / 1000.0);
-    let gz = compressed(&wasm, "gzip", &["-9", "-c"]);
-    let zst = compressed(&wasm, "zstd", &["-19", "-c", "-q"]);
+    let gz = compressed(&bundle.path, "gzip", &["-9", "-c"]);
+    let zst = compressed(&bundle.path, "zstd", &["-19", "-c", "-q"]);
     println!(
-        "wasm bundle {}: raw {}, gzip -9 {}, zstd -19 {} (aim: compressed < 1 MB)",
-        wasm.display(),
-        kb(meta.len()),
+        "wasm bundle {} (profile {}): raw {}, gzip -9 {}, zstd -19 {} (aim: compressed < 1 MB)",
+        bundle.path.display(),
+        bundle.profile,
+        kb(bundle.raw),
         gz.map_or("n/a".into(), kb),
         zst.map_or("n/a".into(), kb),
     );
+    if bundle.profile != "wasm-release" {
+        println!(
+            "  (not a release bundle: scripts/build-site.sh --release builds the shipped one)"
+        );
+    }
 }
 
 #[tokio::main]
 async fn main() {
     let events = arg("--events", 1_000_000);
     let rounds = arg("--rounds", 15) as usize;
+    let root: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Checked first: no point seeding a million events to then find no bundle to measure.
+    let bundle = bundle(&root);
+    println!(
+        "wasm bundle to measure: {} (profile {})",
+        bundle.path.display(),
+        bundle.profile
+    );
     let dir = tempfile::tempdir().unwrap();
     let audit_path = dir.path().join("audit.db");
     let audit = Arc::new(SqliteAuditStore::open(&audit_path).unwrap());
@@ -211,7 +280,6 @@ async fn main() {
         .create_user("analyst", "analyst-password-1", Role::Soc, now)
         .await
         .unwrap();
-    let root: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let options = LeptosOptions::builder()
         .output_name("console")
         .site_root(root.join("target/site").to_string_lossy().into_owned())
@@ -267,7 +335,7 @@ async fn main() {
         ),
         ("guardrails", "/guardrails".into(), Some(&admin)),
         ("features", "/features".into(), Some(&admin)),
-        ("accounts", "/accounts".into(), Some(&admin)),
+        ("accounts", "/admin/accounts".into(), Some(&admin)),
         ("audit", "/audit".into(), Some(&admin)),
     ];
     println!("\npage TTFB with {events} audit events, median of {rounds} rounds (2 warm-up):");
@@ -285,10 +353,7 @@ async fn main() {
                 times.push(t);
             }
         }
-        if status == StatusCode::NOT_FOUND {
-            println!("{label:<28} {:>6} (no such page yet)", status.as_u16());
-            continue;
-        }
+        assert_eq!(status, StatusCode::OK, "{label} ({path}) answered {status}");
         let max = times.iter().max().copied().unwrap_or_default();
         let med = median(times);
         let flag = if med > Duration::from_millis(50) {
@@ -304,5 +369,5 @@ async fn main() {
         );
     }
     println!();
-    wasm_sizes(&root);
+    wasm_sizes(&bundle);
 }

@@ -19,14 +19,12 @@ pub mod site;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use app::accounts::Accounts;
 use app::context::Console;
 use app::soc::Soc;
 use gateway::config::{Backend, Config, ENV_CONFIG_FILE};
-use gateway::insights::store::SqliteInsights;
 use gateway::state::AppState;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -64,9 +62,7 @@ pub async fn create_admin(config: Option<&std::path::Path>, name: &str) -> anyho
     let config = Config::load(config)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let console_db = config.data_dir.join("console.db");
-    let accounts = Accounts::open(&console_db)
-        .with_context(|| format!("console accounts in {}", console_db.display()))?;
+    let accounts = open_accounts(&config).await?;
     let password = accounts
         .create_admin(name, gateway::now_ms())
         .await
@@ -87,6 +83,22 @@ pub async fn create_admin(config: Option<&std::path::Path>, name: &str) -> anyho
     Ok(())
 }
 
+/// The console's accounts (`<data_dir>/console.db`). On `backend = "aws"` the console's audit
+/// trail goes to CloudWatch Logs (the audit log group, stream `<log_stream>-console`) so it
+/// outlives the container; users and sessions stay in `console.db` (sign-in there is OIDC).
+async fn open_accounts(config: &Config) -> anyhow::Result<Accounts> {
+    let console_db = config.data_dir.join("console.db");
+    let accounts = Accounts::open(&console_db)
+        .with_context(|| format!("console accounts in {}", console_db.display()))?;
+    Ok(match config.backend {
+        Backend::Embedded => accounts,
+        Backend::Aws => {
+            let log = gateway::aws::console_events::ConsoleEventLog::open(config, None).await?;
+            accounts.with_event_log(std::sync::Arc::new(log))
+        }
+    })
+}
+
 /// Log to stderr, `info` unless `RUST_LOG` says otherwise.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -99,8 +111,9 @@ pub fn init_tracing() {
 
 /// The console's backends over the gateway's state (shared by `run` and the router tests).
 pub fn console_for(accounts: Accounts, state: &AppState) -> Console {
-    // The SOC pages query the embedded audit store (CloudWatch Logs Insights on AWS later).
-    let insights = Arc::new(SqliteInsights::new(&state.config.data_dir.join("audit.db")));
+    // The SOC pages query the embedded audit store, or CloudWatch Logs Insights on AWS.
+    let insights =
+        gateway::aws::insights::backend_for(&state.config, &state.config.data_dir.join("audit.db"));
     Console {
         accounts,
         audit: state.audit.clone(),
@@ -118,9 +131,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let console_db = config.data_dir.join("console.db");
-    let accounts = Accounts::open(&console_db)
-        .with_context(|| format!("console accounts in {}", console_db.display()))?;
+    let accounts = open_accounts(&config).await?;
     if let Some(password) = accounts.ensure_admin(gateway::now_ms()).await? {
         println!("console admin password (shown once): {password}");
     }

@@ -116,6 +116,8 @@ const FUNCTIONS: &[(&str, &str, Access)] = &[
         ADMIN,
     ),
     ("/api/admin_create_version", "id=NOPE", ADMIN),
+    ("/api/admin_create_guardrail", "name=not%20valid", ADMIN),
+    ("/api/admin_delete_guardrail", "id=NOPE&confirm=NOPE", ADMIN),
     ("/api/admin_check_regex", "pattern=a%2B", ADMIN),
     (
         "/api/admin_test_guardrail",

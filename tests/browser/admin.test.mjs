@@ -5,7 +5,9 @@
 // Journey: an admin creates a viewer account, edits the default guardrail's DRAFT (e-mail
 // addresses now blocked, a custom word), tests it, creates a version, compares it with v1, pins it
 // to the `default` feature — and a gateway request then shows the new behaviour (blocked instead
-// of anonymized). The audit page shows every step. A viewer is refused the admin pages.
+// of anonymized). The audit page shows every step. Then a guardrail is created and deleted (the
+// id typed to confirm), and deleting the pinned default is refused. A viewer is refused the
+// admin pages.
 //
 // Needs: `cargo build -p server -p gateway`, `scripts/build-site.sh`, `npm ci` here.
 // Run: `cd tests/browser && node --test admin.test.mjs`. Screenshots: target/screenshots/admin-*.png
@@ -225,6 +227,70 @@ test("an admin edits a draft, versions it, pins it, and the gateway applies it",
   await page.goto(`${consoleUrl}/audit?kind=feature.binding&range=1h`);
   await page.locator('[data-testid="audit-table"]').waitFor();
   assert.equal(await page.locator('[data-testid="audit-table"] tbody tr').count(), 1);
+  await context.close();
+});
+
+test("an admin creates a guardrail and deletes it; a pinned one is refused", async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  await signIn(page, "admin", adminPassword);
+
+  // Create: the editor of the new guardrail opens.
+  await page.goto(`${consoleUrl}/guardrails`);
+  await page.waitForSelector('[data-testid="guardrails-page"]');
+  await page.fill("#new-guardrail-name", "scratch-pad");
+  await page.fill("#new-guardrail-description", "created in the browser test");
+  await Promise.all([
+    page.waitForURL(/\/guardrails\/[a-z0-9]+$/),
+    page.click('[data-testid="create-guardrail-submit"]'),
+  ]);
+  await page.waitForSelector('[data-testid="guardrail-page"][data-hydrated="true"]');
+  assert.equal(await page.locator("h1").innerText(), "scratch-pad");
+  await page.locator('[data-testid="draft-editor"]').waitFor();
+  const id = new URL(page.url()).pathname.split("/").pop();
+
+  // A second guardrail with the same name is refused, with the reason.
+  await page.goto(`${consoleUrl}/guardrails`);
+  await page.waitForSelector('[data-testid="guardrails-page"]');
+  await page.locator(`[data-testid="guardrails-table"] a[href="/guardrails/${id}"]`).waitFor();
+  await page.fill("#new-guardrail-name", "scratch-pad");
+  await page.click('[data-testid="create-guardrail-submit"]');
+  await flash(page, /already exists/i);
+
+  // Delete: the id must be typed again; then it is gone from the list.
+  await page.goto(`${consoleUrl}/guardrails/${id}`);
+  await page.waitForSelector('[data-testid="guardrail-page"][data-hydrated="true"]');
+  await page.fill("#delete-confirm", "not-the-id");
+  await page.click('[data-testid="delete-guardrail-submit"]');
+  await flash(page, /type the guardrail's id/i);
+  await page.locator("#delete").scrollIntoViewIfNeeded();
+  await shot(page, "guardrail-delete");
+  await page.fill("#delete-confirm", id);
+  await Promise.all([
+    page.waitForURL(/\/guardrails\?notice=/),
+    page.click('[data-testid="delete-guardrail-submit"]'),
+  ]);
+  await page.locator('[data-testid="guardrails-table"]').waitFor();
+  assert.equal(await page.locator(`[data-testid="guardrails-table"] a[href="/guardrails/${id}"]`).count(), 0);
+
+  // The default guardrail is pinned by the default feature: refused, saying so.
+  await page.goto(`${consoleUrl}/guardrails/default`);
+  await page.waitForSelector('[data-testid="guardrail-page"][data-hydrated="true"]');
+  await page.fill("#delete-confirm", "default");
+  await page.click('[data-testid="delete-guardrail-submit"]');
+  await flash(page, /pinned by a feature/i);
+  const still = await chat("hello there");
+  assert.equal(still.status, 200, "the pinned guardrail still guards requests");
+
+  // Both changes are in the audit trail.
+  await page.goto(`${consoleUrl}/audit?range=1h`);
+  await page.locator('[data-testid="audit-table"]').waitFor();
+  for (const kind of ["guardrail.create", "guardrail.delete"]) {
+    assert.ok(
+      (await page.locator(`[data-testid="audit-table"] tr[data-kind="${kind}"]`).count()) > 0,
+      `audit shows ${kind}`,
+    );
+  }
   await context.close();
 });
 

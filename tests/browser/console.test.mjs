@@ -6,83 +6,16 @@
 // Env: GOLDEN_PATH_SERVER_BIN, GOLDEN_PATH_GATEWAY_BIN, CHROMIUM_PATH override the defaults.
 // Screenshots go to target/screenshots/.
 
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { chromium } from "playwright-core";
 
-import {
-  CHROMIUM_ARGS,
-  chromiumPath,
-  gatewayBin,
-  shots,
-  sitePkg,
-  requireFiles,
-  startServer,
-} from "./support.mjs";
+import { consoleFixture, gatewayBin, shots } from "./support.mjs";
 
-let server;
-let context;
-let dataDir;
-let profileDir;
-let consoleUrl;
-let gatewayUrl;
-let adminPassword;
-const problems = []; // CSP violations and uncaught page errors, checked at the end
-const unwatched = new WeakSet(); // pages whose failures are intended
-
-before(async () => {
-  requireFiles([
-    [path.join(sitePkg, "console_bg.wasm"), "scripts/build-site.sh"],
-  ]);
-  dataDir = mkdtempSync(path.join(tmpdir(), "gp-console-data-"));
-  profileDir = mkdtempSync(path.join(tmpdir(), "gp-console-chromium-"));
-
-  server = await startServer(dataDir);
-  const announced = server;
-  consoleUrl = announced.console;
-  gatewayUrl = announced.gateway;
-  adminPassword = announced.password;
-  assert.ok(adminPassword, "first run must print the admin password");
-  assert.equal(adminPassword.length, 20);
-
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: chromiumPath,
-    headless: true,
-    args: ["--headless", ...CHROMIUM_ARGS],
-    viewport: { width: 1280, height: 860 },
-  });
-  context.on("page", watchPage);
-  for (const page of context.pages()) watchPage(page);
-});
-
-after(async () => {
-  await context?.close().catch(() => {});
-  await server?.stop();
-  for (const dir of [dataDir, profileDir]) {
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-function watchPage(page) {
-  page.on("console", (msg) => {
-    if (!unwatched.has(page) && msg.type() === "error" && /Content.Security.Policy/i.test(msg.text())) {
-      problems.push(`CSP: ${msg.text()}`);
-    }
-  });
-  page.on("pageerror", (err) => {
-    if (!unwatched.has(page)) problems.push(`page error: ${err.message}`);
-  });
-}
-
-async function newPage() {
-  const page = await context.newPage();
-  return page;
-}
+const fx = consoleFixture("console");
 
 /** Best effort: send a few requests through the gateway so the chart has data. */
 async function gatewayTraffic(count) {
@@ -90,7 +23,7 @@ async function gatewayTraffic(count) {
   let token;
   try {
     const { stdout } = await promisify(execFile)(gatewayBin, ["token", "--sub", "browser-test"], {
-      env: { ...process.env, GOLDEN_PATH_DATA_DIR: dataDir },
+      env: { ...process.env, GOLDEN_PATH_DATA_DIR: fx.dataDir },
     });
     token = stdout.trim();
   } catch {
@@ -99,7 +32,7 @@ async function gatewayTraffic(count) {
   let ok = 0;
   for (let i = 0; i < count; i++) {
     try {
-      const res = await fetch(`${gatewayUrl}/v1/chat/completions`, {
+      const res = await fetch(`${fx.gatewayUrl}/v1/chat/completions`, {
         method: "POST",
         headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
         // Every other prompt carries an e-mail address, which the default guardrail redacts.
@@ -118,8 +51,8 @@ async function gatewayTraffic(count) {
 }
 
 test("without a session, / lands on the sign-in page", async () => {
-  const page = await newPage();
-  const response = await page.goto(`${consoleUrl}/`);
+  const page = await fx.newPage();
+  const response = await page.goto(`${fx.consoleUrl}/`);
   assert.equal(new URL(page.url()).pathname, "/login");
   assert.equal(response.status(), 200);
   const headers = response.headers();
@@ -132,14 +65,14 @@ test("without a session, / lands on the sign-in page", async () => {
   await page.screenshot({ path: path.join(shots, "console-login.png") });
 
   // A server function refuses callers without a session.
-  const denied = await page.request.post(`${consoleUrl}/api/overview`, { form: { range: "1h" } });
+  const denied = await page.request.post(`${fx.consoleUrl}/api/overview`, { form: { range: "1h" } });
   assert.equal(denied.status(), 401);
   await page.close();
 });
 
 test("a wrong password gets one generic message", async () => {
-  const page = await newPage();
-  await page.goto(`${consoleUrl}/login`);
+  const page = await fx.newPage();
+  await page.goto(`${fx.consoleUrl}/login`);
   await page.waitForSelector("[data-testid=login-card][data-hydrated=true]");
   await page.fill("#login-name", "admin");
   await page.fill("#login-password", "not-the-password");
@@ -152,32 +85,32 @@ test("a wrong password gets one generic message", async () => {
 });
 
 test("signing in works before the wasm loads (plain form post)", async () => {
-  const page = await newPage();
-  unwatched.add(page); // the blocked module import fails on purpose
+  const page = await fx.newPage();
+  fx.unwatched.add(page); // the blocked module import fails on purpose
   await page.route(/\/pkg\/.*\.(js|wasm)$/, (route) => route.abort());
-  await page.goto(`${consoleUrl}/login`);
+  await page.goto(`${fx.consoleUrl}/login`);
   await page.fill("#login-name", "admin");
-  await page.fill("#login-password", adminPassword);
-  await Promise.all([page.waitForURL(`${consoleUrl}/`), page.click("[data-testid=login-submit]")]);
+  await page.fill("#login-password", fx.adminPassword);
+  await Promise.all([page.waitForURL(`${fx.consoleUrl}/`), page.click("[data-testid=login-submit]")]);
   // Server-rendered overview, complete without JavaScript.
   await page.waitForSelector("[data-testid=requests-chart] svg");
   assert.equal(await page.getAttribute("[data-testid=range-control]", "data-hydrated"), null);
   // Sign out again, still without JavaScript.
-  await Promise.all([page.waitForURL(`${consoleUrl}/login`), page.click("[data-testid=logout]")]);
+  await Promise.all([page.waitForURL(`${fx.consoleUrl}/login`), page.click("[data-testid=logout]")]);
   await page.close();
-  await context.clearCookies();
+  await fx.context.clearCookies();
 });
 
 test("sign in, see the chart, change the range after hydration without a reload", async () => {
   const served = await gatewayTraffic(4);
-  const page = await newPage();
-  await page.goto(`${consoleUrl}/login`);
+  const page = await fx.newPage();
+  await page.goto(`${fx.consoleUrl}/login`);
   await page.waitForSelector("[data-testid=login-card][data-hydrated=true]");
   await page.fill("#login-name", "admin");
-  await page.fill("#login-password", adminPassword);
-  await Promise.all([page.waitForURL(`${consoleUrl}/`), page.click("[data-testid=login-submit]")]);
+  await page.fill("#login-password", fx.adminPassword);
+  await Promise.all([page.waitForURL(`${fx.consoleUrl}/`), page.click("[data-testid=login-submit]")]);
 
-  const cookies = await context.cookies(consoleUrl);
+  const cookies = await fx.context.cookies(fx.consoleUrl);
   const session = cookies.find((c) => c.name === "gp_session");
   assert.ok(session, "session cookie set");
   assert.equal(session.httpOnly, true);
@@ -192,6 +125,16 @@ test("sign in, see the chart, change the range after hydration without a reload"
   assert.equal(await page.textContent("[data-testid=current-user] .user-name"), "admin");
   const requests = Number((await page.textContent("[data-testid=stat-requests]")).replaceAll(",", ""));
   assert.ok(requests >= served, `overview shows ${requests} requests, the gateway answered ${served}`);
+  // The rest of the overview: latency percentiles, tokens by feature, top users and policies.
+  if (served > 0) {
+    for (const p of ["p50", "p95", "p99"]) {
+      assert.match(await page.textContent(`[data-testid=latency-${p}]`), /^[≤≥] [\d.]+ m?s$/);
+    }
+    const tokens = await page.textContent("[data-testid=tokens-chart] svg");
+    assert.match(tokens, /tokens \(input \+ output\)/);
+    assert.ok((await page.$$("[data-testid=top-users] tbody tr")).length >= 1);
+  }
+  assert.ok(await page.isVisible("[data-testid=top-policies]"));
 
   await page.waitForSelector("[data-testid=range-control][data-hydrated=true]");
   await page.screenshot({ path: path.join(shots, "console-overview.png"), fullPage: true });
@@ -223,12 +166,12 @@ test("sign in, see the chart, change the range after hydration without a reload"
   await page.screenshot({ path: path.join(shots, "console-overview-24h.png"), fullPage: true });
 
   // Sign out: the session is gone server-side too.
-  await Promise.all([page.waitForURL(`${consoleUrl}/login`), page.click("[data-testid=logout]")]);
-  await page.goto(`${consoleUrl}/`);
+  await Promise.all([page.waitForURL(`${fx.consoleUrl}/login`), page.click("[data-testid=logout]")]);
+  await page.goto(`${fx.consoleUrl}/`);
   assert.equal(new URL(page.url()).pathname, "/login");
   await page.close();
 });
 
 test("no CSP violations or uncaught errors in any page", () => {
-  assert.deepEqual(problems, []);
+  assert.deepEqual(fx.problems, []);
 });

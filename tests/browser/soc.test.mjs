@@ -9,85 +9,19 @@
 // Env: GOLDEN_PATH_SERVER_BIN, GOLDEN_PATH_GATEWAY_BIN, CHROMIUM_PATH override the defaults.
 // Screenshots go to target/screenshots/.
 
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { chromium } from "playwright-core";
 
-import {
-  CHROMIUM_ARGS,
-  chromiumPath,
-  gatewayBin,
-  shots,
-  sitePkg,
-  requireFiles,
-  startServer,
-} from "./support.mjs";
+import { CHROMIUM_ARGS, chromiumPath, consoleFixture, gatewayBin, shots } from "./support.mjs";
 
-let server;
-let context;
-let dataDir;
-let profileDir;
-let consoleUrl;
-let gatewayUrl;
-let adminPassword;
-const problems = []; // CSP violations and uncaught page errors, checked at the end
-const unwatched = new WeakSet(); // pages whose failures are intended
-
-before(async () => {
-  requireFiles([
-    [path.join(sitePkg, "console_bg.wasm"), "scripts/build-site.sh"],
-    [gatewayBin, "cargo build -p gateway"],
-    ["/usr/bin/sqlite3", "apt-get install sqlite3"],
-  ]);
-  dataDir = mkdtempSync(path.join(tmpdir(), "gp-soc-data-"));
-  profileDir = mkdtempSync(path.join(tmpdir(), "gp-soc-chromium-"));
-
-  server = await startServer(dataDir);
-  const announced = server;
-  consoleUrl = announced.console;
-  gatewayUrl = announced.gateway;
-  adminPassword = announced.password;
-  assert.ok(adminPassword, "first run must print the admin password");
-  assert.equal(adminPassword.length, 20);
-
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: chromiumPath,
-    headless: true,
-    args: ["--headless", ...CHROMIUM_ARGS],
-    viewport: { width: 1280, height: 860 },
-  });
-  context.on("page", watchPage);
-  for (const page of context.pages()) watchPage(page);
-});
-
-after(async () => {
-  await context?.close().catch(() => {});
-  await server?.stop();
-  for (const dir of [dataDir, profileDir]) {
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-function watchPage(page) {
-  page.on("console", (msg) => {
-    if (!unwatched.has(page) && msg.type() === "error" && /Content.Security.Policy/i.test(msg.text())) {
-      problems.push(`CSP: ${msg.text()}`);
-    }
-  });
-  page.on("pageerror", (err) => {
-    if (!unwatched.has(page)) problems.push(`page error: ${err.message}`);
-  });
-}
-
-async function newPage() {
-  const page = await context.newPage();
-  return page;
-}
+const fx = consoleFixture("soc", [
+  [gatewayBin, "cargo build -p gateway"],
+  ["/usr/bin/sqlite3", "apt-get install sqlite3"],
+]);
 
 
 const TARGET = "soc-target@example.com";
@@ -95,7 +29,7 @@ const REASON = "ticket SEC-4242: suspected data leak";
 
 /** Run SQL on a database in the data dir (the test's own temp dir). */
 function sql(db, statement) {
-  return execFileSync("/usr/bin/sqlite3", ["-cmd", ".timeout 5000", path.join(dataDir, db), statement], {
+  return execFileSync("/usr/bin/sqlite3", ["-cmd", ".timeout 5000", path.join(fx.dataDir, db), statement], {
     encoding: "utf8",
   }).trim();
 }
@@ -107,12 +41,12 @@ function setRole(role) {
 /** Requests through the gateway as `sub`; returns the request ids. */
 async function traffic(sub, prompts) {
   const { stdout } = await promisify(execFile)(gatewayBin, ["token", "--sub", sub], {
-    env: { ...process.env, GOLDEN_PATH_DATA_DIR: dataDir },
+    env: { ...process.env, GOLDEN_PATH_DATA_DIR: fx.dataDir },
   });
   const token = stdout.trim();
   const ids = [];
   for (const content of prompts) {
-    const res = await fetch(`${gatewayUrl}/v1/chat/completions`, {
+    const res = await fetch(`${fx.gatewayUrl}/v1/chat/completions`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
       body: JSON.stringify({ model: "dev", messages: [{ role: "user", content }] }),
@@ -125,11 +59,11 @@ async function traffic(sub, prompts) {
 }
 
 async function signIn(page) {
-  await page.goto(`${consoleUrl}/login`);
+  await page.goto(`${fx.consoleUrl}/login`);
   await page.waitForSelector("[data-testid=login-card][data-hydrated=true]");
   await page.fill("#login-name", "admin");
-  await page.fill("#login-password", adminPassword);
-  await Promise.all([page.waitForURL(`${consoleUrl}/`), page.click("[data-testid=login-submit]")]);
+  await page.fill("#login-password", fx.adminPassword);
+  await Promise.all([page.waitForURL(`${fx.consoleUrl}/`), page.click("[data-testid=login-submit]")]);
 }
 
 let requestIds = [];
@@ -141,11 +75,11 @@ test("a SOC analyst runs 'every prompt by user', exports CSV, charts bins and se
     "=cmd|' /C calc'!A0 is not a formula here",
   ]);
   await traffic("someone-else@example.com", ["not this one"]);
-  const page = await newPage();
+  const page = await fx.newPage();
   await signIn(page);
   setRole("soc");
 
-  await page.goto(`${consoleUrl}/insights`);
+  await page.goto(`${fx.consoleUrl}/insights`);
   await page.waitForSelector("main[data-hydrated=true]");
   assert.ok(await page.isVisible("[data-testid=nav-insights]"));
   await page.fill("[data-testid=preset-user]", TARGET);
@@ -176,7 +110,7 @@ test("a SOC analyst runs 'every prompt by user', exports CSV, charts bins and se
   await page.screenshot({ path: path.join(shots, "soc-insights-results.png"), fullPage: true });
 
   // CSV export: text/csv, every row, formula cells neutralised.
-  const csv = await page.request.get(`${consoleUrl}/api/insights_csv?id=${id}`);
+  const csv = await page.request.get(`${fx.consoleUrl}/api/insights_csv?id=${id}`);
   assert.equal(csv.status(), 200);
   assert.match(csv.headers()["content-type"], /^text\/csv/);
   assert.match(csv.headers()["content-disposition"], /attachment; filename="insights-/);
@@ -185,19 +119,28 @@ test("a SOC analyst runs 'every prompt by user', exports CSV, charts bins and se
   assert.equal(text.trim().split("\r\n").length, 4);
 
   // Someone else's query id is not found; a forged start without a session is refused.
-  const other = await page.request.get(`${consoleUrl}/api/insights_csv?id=00000000000000000000000000000000`);
+  const other = await page.request.get(`${fx.consoleUrl}/api/insights_csv?id=00000000000000000000000000000000`);
   assert.notEqual(other.status(), 200);
 
   // A syntax error points at its line and column.
-  await page.goto(`${consoleUrl}/insights?query=${encodeURIComponent("fields requestId\n| filter (")}&range=1h`);
+  await page.goto(`${fx.consoleUrl}/insights?query=${encodeURIComponent("fields requestId\n| filter (")}&range=1h`);
   const err = await page.waitForSelector("[data-testid=syntax-error]");
   assert.match(await err.textContent(), /Line 2, column 11/);
   await page.screenshot({ path: path.join(shots, "soc-insights-syntax-error.png"), fullPage: true });
 
   // stats … by bin() draws a chart; typed in the editor and run through the hydrated form.
-  await page.goto(`${consoleUrl}/insights`);
+  await page.goto(`${fx.consoleUrl}/insights`);
   await page.waitForSelector("main[data-hydrated=true]");
   await page.fill("[data-testid=query-input]", "stats count(*) as requests by bin(1m), userSub");
+  // Coloured as typed, with the parser's words.
+  const hl = "[data-testid=query-highlight]";
+  await page.waitForSelector(`${hl} .tok-function`);
+  const tokens = async (cls) => page.$$eval(`${hl} .${cls}`, (els) => els.map((e) => e.textContent));
+  assert.deepEqual(await tokens("tok-command"), ["stats"]);
+  assert.deepEqual(await tokens("tok-function"), ["count", "bin"]);
+  assert.deepEqual(await tokens("tok-keyword"), ["as", "by"]);
+  assert.deepEqual(await tokens("tok-number"), ["1m"]);
+  assert.equal(await page.textContent(hl), "stats count(*) as requests by bin(1m), userSub\n");
   await page.selectOption("[data-testid=range-select]", "24h");
   await page.click("[data-testid=run-query]");
   await page.waitForSelector("[data-testid=results][data-status=Complete]");
@@ -207,10 +150,21 @@ test("a SOC analyst runs 'every prompt by user', exports CSV, charts bins and se
 });
 
 test("the basic run works without the wasm (form post and redirect)", async () => {
-  const page = await newPage();
-  unwatched.add(page); // the blocked module import fails on purpose
+  const page = await fx.newPage();
+  fx.unwatched.add(page); // the blocked module import fails on purpose
   await page.route(/\/pkg\/.*\.(js|wasm)$/, (route) => route.abort());
-  await page.goto(`${consoleUrl}/insights`);
+  // The server colours the query before any wasm runs.
+  const typed = 'fields requestId # who\n| filter status >= 400 and feature like /sup/';
+  await page.goto(`${fx.consoleUrl}/insights?query=${encodeURIComponent(typed)}&range=1h`);
+  const hl = "[data-testid=query-highlight]";
+  const tokens = async (cls) => page.$$eval(`${hl} .${cls}`, (els) => els.map((e) => e.textContent));
+  assert.deepEqual(await tokens("tok-command"), ["fields", "filter"]);
+  assert.deepEqual(await tokens("tok-comment"), ["# who"]);
+  assert.deepEqual(await tokens("tok-keyword"), ["and", "like"]);
+  assert.deepEqual(await tokens("tok-regex"), ["/sup/"]);
+  assert.deepEqual(await tokens("tok-number"), ["400"]);
+  await page.screenshot({ path: path.join(shots, "soc-insights-editor-nowasm.png"), fullPage: true });
+  await page.goto(`${fx.consoleUrl}/insights`);
   await page.fill("[data-testid=query-input]", `fields requestId | filter userSub = "${TARGET}"`);
   await Promise.all([page.waitForURL(/\/insights\?.*id=/), page.click("[data-testid=run-query]")]);
   await page.waitForSelector("[data-testid=results][data-status=Complete]");
@@ -220,8 +174,8 @@ test("the basic run works without the wasm (form post and redirect)", async () =
 });
 
 test("opening a record asks for a reason, records the access first and shows the prompt", async () => {
-  const page = await newPage();
-  await page.goto(`${consoleUrl}/investigate?user=${encodeURIComponent(TARGET)}`);
+  const page = await fx.newPage();
+  await page.goto(`${fx.consoleUrl}/investigate?user=${encodeURIComponent(TARGET)}`);
   await page.waitForSelector("main[data-hydrated=true]");
   await page.waitForSelector("[data-testid=activity-chart] svg");
   assert.equal(await page.$$eval("[data-testid=timeline] tbody tr", (trs) => trs.length), 3);
@@ -261,28 +215,76 @@ test("opening a record asks for a reason, records the access first and shows the
   const row = sql("audit.db", `SELECT actor, reason, origin FROM access_events WHERE request_id = '${rid}'`);
   assert.equal(row, `admin|${REASON}|console 127.0.0.1`);
 
-  // And on the audit page, once there is one.
-  const audit = await page.request.get(`${consoleUrl}/audit`);
-  if (audit.status() === 200) {
-    const auditPage = await newPage();
-    await auditPage.goto(`${consoleUrl}/audit`);
-    await auditPage.waitForLoadState("networkidle");
-    const body = await auditPage.textContent("body");
-    if (body.includes(REASON)) {
-      await auditPage.screenshot({ path: path.join(shots, "soc-audit-access.png"), fullPage: true });
-    } else {
-      console.log("note: /audit does not list vault openings yet");
-    }
-    await auditPage.close();
-  }
+  // And on the audit page.
+  const auditPage = await fx.newPage();
+  const audit = await auditPage.goto(`${fx.consoleUrl}/audit`);
+  assert.equal(audit.status(), 200);
+  await auditPage.waitForLoadState("networkidle");
+  assert.ok((await auditPage.textContent("body")).includes(REASON), "the opening is on /audit");
+  await auditPage.screenshot({ path: path.join(shots, "soc-audit-access.png"), fullPage: true });
+  await auditPage.close();
   await page.close();
 });
 
+test("without JavaScript, opening a record is a plain form post: reason required, access first, record shown", async () => {
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ["--headless", ...CHROMIUM_ARGS],
+  });
+  try {
+    const ctx = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 1280, height: 860 } });
+    const page = await ctx.newPage();
+    await page.goto(`${fx.consoleUrl}/login`);
+    await page.fill("#login-name", "admin");
+    await page.fill("#login-password", fx.adminPassword);
+    await Promise.all([page.waitForURL(`${fx.consoleUrl}/`), page.click("[data-testid=login-submit]")]);
+
+    const rid = requestIds[1];
+    const opened = () => Number(sql("audit.db", `SELECT COUNT(*) FROM access_events WHERE request_id = '${rid}'`));
+    const pageUrl = `${fx.consoleUrl}/investigate?user=${encodeURIComponent(TARGET)}&range=24h&open=${rid}`;
+    await page.goto(pageUrl);
+    await page.waitForSelector("[data-testid=reason-form]");
+    assert.equal(await page.getAttribute("main", "data-hydrated"), null, "no script ran");
+
+    // The server refuses a too-short reason on this path too (the browser's checks bypassed).
+    const refused = await page.request.post(`${fx.consoleUrl}/api/open_record`, {
+      form: { request_id: rid, reason: "x", back: new URL(pageUrl).pathname + new URL(pageUrl).search },
+      headers: { accept: "text/html", origin: fx.consoleUrl },
+      maxRedirects: 0,
+    });
+    assert.equal(refused.status(), 302);
+    const shown = refused.headers()["location"];
+    assert.match(shown, /^\/investigate\?.*&open=.*&shown=[0-9a-f]{32}$/);
+    await page.goto(`${fx.consoleUrl}${shown}`);
+    assert.match(await page.textContent("[data-testid=open-error]"), /say why you open this record/);
+    assert.equal(opened(), 0);
+
+    // A real reason: the post redirects back, the access is recorded, the record is shown.
+    await page.fill("[data-testid=reason-input]", "ticket SEC-4243: checked without scripts");
+    await Promise.all([page.waitForURL(/shown=[0-9a-f]{32}/), page.click("[data-testid=open-submit]")]);
+    await page.waitForSelector("[data-testid=record]");
+    assert.match(await page.textContent("[data-testid=raw-prompt]"), /hello from the SOC test/);
+    assert.match(await page.textContent("[data-testid=accesses]"), /checked without scripts/);
+    assert.equal(opened(), 1);
+    await page.screenshot({ path: path.join(shots, "soc-investigate-record-nojs.png"), fullPage: true });
+
+    // The hand-off is one-time: the same URL again shows the form, not the record.
+    await page.reload();
+    await page.waitForSelector("[data-testid=reason-form]");
+    assert.equal(await page.$("[data-testid=record]"), null);
+    await ctx.close();
+  } finally {
+    await browser.close();
+  }
+});
+
 test("a viewer is refused /insights, /investigate and the SOC server functions", async () => {
+  const openings = sql("audit.db", `SELECT COUNT(*) FROM access_events WHERE request_id = '${requestIds[0]}'`);
   setRole("viewer");
-  const page = await newPage();
+  const page = await fx.newPage();
   for (const p of ["/insights", `/investigate?user=${encodeURIComponent(TARGET)}`]) {
-    const res = await page.goto(`${consoleUrl}${p}`);
+    const res = await page.goto(`${fx.consoleUrl}${p}`);
     assert.equal(res.status(), 403, p);
     const text = await page.textContent("main");
     assert.match(text, /Your role does not allow this\./);
@@ -297,12 +299,12 @@ test("a viewer is refused /insights, /investigate and the SOC server functions",
     ["investigate", { user: TARGET, range: "24h" }],
     ["insights_page", { query: "", range: "1h", start: "", end: "", id: "", error: "" }],
   ]) {
-    const res = await page.request.post(`${consoleUrl}/api/${fn}`, { form, headers: { origin: consoleUrl } });
+    const res = await page.request.post(`${fx.consoleUrl}/api/${fn}`, { form, headers: { origin: fx.consoleUrl } });
     assert.equal(res.status(), 403, fn);
   }
   assert.equal(
     sql("audit.db", `SELECT COUNT(*) FROM access_events WHERE request_id = '${requestIds[0]}'`),
-    "1",
+    openings,
     "the viewer opened nothing",
   );
   await page.close();
@@ -310,5 +312,5 @@ test("a viewer is refused /insights, /investigate and the SOC server functions",
 });
 
 test("no CSP violations or page errors", () => {
-  assert.deepEqual(problems, []);
+  assert.deepEqual(fx.problems, []);
 });

@@ -6,9 +6,12 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const serverBin = process.env.GOLDEN_PATH_SERVER_BIN ?? path.join(root, "target/debug/server");
@@ -110,4 +113,58 @@ export function startServer(dataDir, env = {}) {
       reject(err);
     });
   });
+}
+
+/**
+ * The hooks every console journey shares, registered with node:test's `before`/`after`: check
+ * the built pieces (the wasm bundle plus `files`, as for `requireFiles`), start the server on a
+ * fresh data dir, launch Chromium on a fresh profile, and watch every page for CSP violations
+ * and uncaught errors. Returns the fixture, filled in once `before` has run:
+ * `{ server, context, dataDir, consoleUrl, gatewayUrl, adminPassword, problems, unwatched,
+ *    newPage() }` — add a page to `unwatched` when its failures are intended.
+ */
+export function consoleFixture(name, files = []) {
+  const fx = {
+    problems: [],
+    unwatched: new WeakSet(),
+    newPage: () => fx.context.newPage(),
+  };
+  let profileDir;
+  const watch = (page) => {
+    page.on("console", (msg) => {
+      if (!fx.unwatched.has(page) && msg.type() === "error" && /Content.Security.Policy/i.test(msg.text())) {
+        fx.problems.push(`CSP: ${msg.text()}`);
+      }
+    });
+    page.on("pageerror", (err) => {
+      if (!fx.unwatched.has(page)) fx.problems.push(`page error: ${err.message}`);
+    });
+  };
+  before(async () => {
+    requireFiles([[path.join(sitePkg, "console_bg.wasm"), "scripts/build-site.sh"], ...files]);
+    fx.dataDir = mkdtempSync(path.join(tmpdir(), `gp-${name}-data-`));
+    profileDir = mkdtempSync(path.join(tmpdir(), `gp-${name}-chromium-`));
+    fx.server = await startServer(fx.dataDir);
+    fx.consoleUrl = fx.server.console;
+    fx.gatewayUrl = fx.server.gateway;
+    fx.adminPassword = fx.server.password;
+    assert.ok(fx.adminPassword, "first run must print the admin password");
+    assert.equal(fx.adminPassword.length, 20);
+    fx.context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: chromiumPath,
+      headless: true,
+      args: ["--headless", ...CHROMIUM_ARGS],
+      viewport: { width: 1280, height: 860 },
+    });
+    fx.context.on("page", watch);
+    for (const page of fx.context.pages()) watch(page);
+  });
+  after(async () => {
+    await fx.context?.close().catch(() => {});
+    await fx.server?.stop();
+    for (const dir of [fx.dataDir, profileDir]) {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  return fx;
 }

@@ -8,6 +8,8 @@
 )]
 
 pub mod bedrock_fake;
+pub mod fault_proxy;
+pub mod insights_fake;
 pub mod moto;
 
 use std::io::{BufRead, BufReader};

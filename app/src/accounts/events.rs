@@ -1,52 +1,31 @@
-//! The console's own audit trail (`console_events` in `console.db`): sign-ins (and refused
-//! ones), sign-outs, account changes, guardrail edits and versions, feature bindings and
-//! throttle changes — who, what, when, from where.
+//! The console's own audit trail: sign-ins (and refused ones), sign-outs, account changes,
+//! guardrail edits and versions, feature bindings and throttle changes — who, what, when,
+//! from where.
 //!
-//! It lives beside the users and sessions rather than in the gateway's audit store because it
-//! records the console's actions on the console's own data (an account change and its event
-//! are written by the same store), and the gateway's store is tuned for a million request
-//! events whose schema is the gateway's audit event. Vault openings stay in the gateway's
-//! store (`AccessEvent`); the audit page shows both.
+//! Where it lives:
+//! - embedded default: `console_events` in `console.db`, beside the users and sessions (an
+//!   account change and its event are written by the same store);
+//! - `backend = "aws"` ([`Accounts::with_event_log`]): CloudWatch Logs, the audit log group's
+//!   stream `<log_stream>-console`, one JSON message per event marked
+//!   `"eventType": "consoleEvent"` ([`gateway::aws::console_events`], which also defines the
+//!   event and filter types both stores share), so the trail outlives the console's container
+//!   and sits with the gateway's audit events. Reads there check every event with
+//!   [`EventFilter::matches`], the same rules as the SQL query below (a test holds them equal).
+//!
+//! It is kept apart from the gateway's audit store, whose schema is the gateway's audit event
+//! and which is tuned for a million request events. Vault openings stay in the gateway's store
+//! (`AccessEvent`); the audit page shows both.
 //!
 //! Events never carry a password, a token, or prompt text; every field is length-capped.
 
+use std::sync::Arc;
+
+use gateway::aws::console_events::{ConsoleEventLog, cap};
 use rusqlite::{Connection, params, params_from_iter};
 
 use super::{Accounts, AccountsError, blocking};
 
-/// The longest value stored in any text field of an event.
-pub const FIELD_MAX: usize = 300;
-/// The most events one query returns.
-pub const QUERY_MAX: usize = 1000;
-
-/// One console event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsoleEvent {
-    pub at_ms: i64,
-    /// The console user who acted (or the name tried, for a refused sign-in).
-    pub actor: String,
-    /// `login`, `login.failed`, `logout`, `account.create`, `account.role`, `account.disable`,
-    /// `account.enable`, `account.password`, `guardrail.edit`, `guardrail.version`,
-    /// `feature.binding`, `feature.throttle`, `feature.model`.
-    pub kind: String,
-    /// What was acted on: a user, a guardrail id, a feature.
-    pub target: String,
-    /// A short human description of the change (no secrets).
-    pub detail: String,
-    /// The client address.
-    pub client: String,
-}
-
-/// Which events to return; every filter is optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EventFilter {
-    pub actor: Option<String>,
-    /// A kind, or a prefix ending in `.` (`account.`).
-    pub kind: Option<String>,
-    pub since_ms: Option<i64>,
-    pub until_ms: Option<i64>,
-    pub limit: usize,
-}
+pub use gateway::aws::console_events::{ConsoleEvent, EventFilter, FIELD_MAX, QUERY_MAX};
 
 pub(crate) fn migrate(conn: &Connection) -> Result<(), AccountsError> {
     conn.execute_batch(
@@ -64,13 +43,22 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), AccountsError> {
     Ok(())
 }
 
-fn cap(value: &str) -> String {
-    value.chars().take(FIELD_MAX).collect()
+fn log_error(e: String) -> AccountsError {
+    AccountsError::EventLog(e)
 }
 
 impl Accounts {
+    /// Keep the audit trail in `log` (CloudWatch Logs) instead of `console.db`.
+    pub fn with_event_log(mut self, log: Arc<ConsoleEventLog>) -> Accounts {
+        self.event_log = Some(log);
+        self
+    }
+
     /// Append one event.
     pub async fn record_event(&self, event: ConsoleEvent) -> Result<(), AccountsError> {
+        if let Some(log) = &self.event_log {
+            return log.record(&event).await.map_err(log_error);
+        }
         let this = self.clone();
         blocking(move || {
             this.with_db(|db| {
@@ -95,6 +83,9 @@ impl Accounts {
     /// Events matching `filter`, newest first, at most `filter.limit` (capped at
     /// [`QUERY_MAX`]).
     pub async fn events(&self, filter: EventFilter) -> Result<Vec<ConsoleEvent>, AccountsError> {
+        if let Some(log) = &self.event_log {
+            return log.events(&filter).await.map_err(log_error);
+        }
         let this = self.clone();
         blocking(move || {
             let mut sql = String::from(
@@ -158,6 +149,72 @@ mod tests {
             target: "t".into(),
             detail: "x".repeat(1000),
             client: "127.0.0.1".into(),
+        }
+    }
+
+    /// The CloudWatch store filters in code with `EventFilter::matches` and orders newest first
+    /// with later-written first on ties; this holds that equal to the SQL query.
+    #[tokio::test]
+    async fn the_code_filter_agrees_with_the_sql_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let cost = HashCost {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let a = Accounts::open_with_cost(&dir.path().join("console.db"), cost).unwrap();
+        let actors = ["admin", "ana", "bo", &"x".repeat(FIELD_MAX + 5)];
+        let kinds = [
+            "login",
+            "login.failed",
+            "account.create",
+            "account.role",
+            "feature.model",
+        ];
+        let mut written = Vec::new();
+        for i in 0..60i64 {
+            let e = event(i / 3, actors[i as usize % 4], kinds[i as usize % 5]);
+            a.record_event(e.clone()).await.unwrap();
+            // As stored: every field capped.
+            written.push(ConsoleEvent {
+                actor: cap(&e.actor),
+                detail: cap(&e.detail),
+                ..e
+            });
+        }
+        let mut filters = Vec::new();
+        for actor in [None, Some("ana"), Some(actors[3]), Some("nobody")] {
+            for kind in [
+                None,
+                Some("login"),
+                Some("account."),
+                Some("login."),
+                Some("acc"),
+            ] {
+                for (since, until) in [(None, None), (Some(5), None), (Some(3), Some(12))] {
+                    for limit in [1, 7, 100] {
+                        filters.push(EventFilter {
+                            actor: actor.map(str::to_string),
+                            kind: kind.map(str::to_string),
+                            since_ms: since,
+                            until_ms: until,
+                            limit,
+                        });
+                    }
+                }
+            }
+        }
+        for f in filters {
+            let sql = a.events(f.clone()).await.unwrap();
+            let mut code: Vec<ConsoleEvent> = written
+                .iter()
+                .rev()
+                .filter(|e| f.matches(e))
+                .cloned()
+                .collect();
+            code.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
+            code.truncate(f.limit.clamp(1, QUERY_MAX));
+            assert_eq!(sql, code, "{f:?}");
         }
     }
 

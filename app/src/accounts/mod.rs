@@ -81,6 +81,9 @@ pub enum AccountsError {
     Task(String),
     #[error("invalid user: {0}")]
     InvalidUser(String),
+    /// The console's audit trail on CloudWatch Logs (`backend = "aws"`) failed.
+    #[error("console event log: {0}")]
+    EventLog(String),
 }
 
 /// Why a sign-in was refused.
@@ -127,6 +130,8 @@ pub struct Accounts {
     pub(crate) cost: HashCost,
     /// A hash to verify against when the user does not exist, so both cases cost the same.
     dummy_hash: Arc<OnceLock<String>>,
+    /// Where the audit trail goes instead of `console.db` (CloudWatch Logs on AWS).
+    event_log: Option<Arc<gateway::aws::console_events::ConsoleEventLog>>,
 }
 
 impl Accounts {
@@ -147,6 +152,7 @@ impl Accounts {
             throttle: Arc::new(Mutex::new(LoginThrottle::default())),
             cost,
             dummy_hash: Arc::new(OnceLock::new()),
+            event_log: None,
         })
     }
 

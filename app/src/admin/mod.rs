@@ -252,6 +252,26 @@ pub async fn admin_guardrails() -> Result<Vec<GuardrailSummary>, ApiError> {
     server::guardrails().await
 }
 
+/// Create a guardrail named `name` (letters, digits, `-`, `_`); its DRAFT starts as a copy of
+/// the default policy. Returns the new id (a plain form is redirected to its page).
+#[server(prefix = "/api", endpoint = "admin_create_guardrail")]
+pub async fn admin_create_guardrail(
+    name: String,
+    #[server(default)] description: String,
+) -> Result<String, ApiError> {
+    server::create_guardrail(name, description).await
+}
+
+/// Delete a guardrail and all its versions; `confirm` must repeat its id. Refused while a
+/// feature pins any of its versions (configuration or console override).
+#[server(prefix = "/api", endpoint = "admin_delete_guardrail")]
+pub async fn admin_delete_guardrail(
+    id: String,
+    #[server(default)] confirm: String,
+) -> Result<(), ApiError> {
+    server::delete_guardrail(id, confirm).await
+}
+
 /// A denied topic in the editor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicRow {

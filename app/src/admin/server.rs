@@ -1,16 +1,16 @@
 //! Server-side bodies of the admin server functions: role check first, then input validation
 //! (bounded, with messages safe to show), then the work (account store, guardrail registry,
-//! feature settings — all blocking SQLite, run off the async threads), then a console event.
+//! feature settings; blocking SQLite runs off the async threads), then a console event.
+//! Guardrails go through the gateway's `GuardrailRegistry` (`AppState::guardrail_registry`):
+//! the embedded registry, or Bedrock's control plane on `backend = "aws"`.
 //!
 //! The gateway's state ([`AppState`]) reaches these functions through Leptos context, provided
 //! by the server next to [`Console`]; without it they answer [`ApiError::Unavailable`].
 //!
-//! Vault openings and per-feature request counts are read from the embedded audit store's
-//! SQLite file (`<data_dir>/audit.db`, read-only connection) because the `AuditStore` trait
-//! offers no listing of accesses yet; an AWS backend will need one.
+//! Vault openings and per-feature request counts come from the gateway's `AuditStore` (SQLite
+//! on the embedded default, CloudWatch Logs on AWS).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -26,7 +26,6 @@ use gateway::guard::registry::{RegistryError, parse_identifier, parse_version};
 use gateway::state::AppState;
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
-use rusqlite::{OpenFlags, params};
 
 use super::{
     ADMIN, AUDIT_READERS, AccountRow, AuditFilter, AuditPage, AuditRow, DiffLine, FILTER_TYPES,
@@ -318,53 +317,8 @@ fn range_ms(range: &str) -> Option<i64> {
     }
 }
 
-/// Vault openings in `[since_ms, now)` from the embedded audit store, newest first.
-fn vault_openings(
-    data_dir: &Path,
-    actor: Option<&str>,
-    since_ms: Option<i64>,
-    limit: usize,
-) -> Result<Vec<AuditRow>, String> {
-    let path = data_dir.join("audit.db");
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let db = rusqlite::Connection::open_with_flags(
-        &path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| e.to_string())?;
-    db.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
-    let mut st = db
-        .prepare(
-            "SELECT timestamp, actor, request_id, reason, origin FROM access_events
-             WHERE timestamp >= ?1 AND (?2 IS NULL OR actor = ?2)
-             ORDER BY timestamp DESC, id DESC LIMIT ?3",
-        )
-        .map_err(|e| e.to_string())?;
-    let rows = st
-        .query_map(
-            params![since_ms.unwrap_or(i64::MIN), actor, limit as i64],
-            |r| {
-                Ok(AuditRow {
-                    at_ms: r.get(0)?,
-                    actor: r.get(1)?,
-                    kind: "vault.open".into(),
-                    target: r.get(2)?,
-                    detail: format!("reason: {}", r.get::<_, String>(3)?),
-                    client: r.get(4)?,
-                })
-            },
-        )
-        .map_err(|e| e.to_string())?;
-    rows.collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())
-}
-
 pub async fn audit(filter: AuditFilter) -> Result<AuditPage, ApiError> {
     let (console, _) = require_role(AUDIT_READERS).await?;
-    let state = gateway_state()?;
     let actor: String = filter.actor.trim().chars().take(64).collect();
     let kind: String = filter.kind.trim().chars().take(64).collect();
     let since_ms = match filter.range.as_str() {
@@ -397,14 +351,23 @@ pub async fn audit(filter: AuditFilter) -> Result<AuditPage, ApiError> {
         }));
     }
     if want_vault {
-        let dir = state.config.data_dir.clone();
-        let actor_v = actor_opt.clone();
-        let opened = blocking(move || {
-            vault_openings(&dir, actor_v.as_deref(), since_ms, AUDIT_ROWS_MAX + 1)
-                .map_err(|e| unavailable("audit store (accesses)", e))
-        })
-        .await?;
-        rows.extend(opened);
+        let opened = console
+            .audit
+            .access_log(&gateway::audit::AccessFilter {
+                since_ms,
+                actor: actor_opt.clone(),
+                limit: AUDIT_ROWS_MAX + 1,
+            })
+            .await
+            .map_err(|e| unavailable("audit store (accesses)", e))?;
+        rows.extend(opened.into_iter().map(|a| AuditRow {
+            at_ms: a.timestamp,
+            actor: a.actor,
+            kind: "vault.open".into(),
+            target: a.request_id,
+            detail: format!("reason: {}", a.reason),
+            client: a.origin,
+        }));
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.at_ms));
     let truncated = rows.len() > AUDIT_ROWS_MAX;
@@ -424,35 +387,12 @@ pub async fn audit(filter: AuditFilter) -> Result<AuditPage, ApiError> {
 
 const FEATURES_PAGE: &str = "/features";
 
-fn requests_last_minute(data_dir: &Path, feature: &str, now_ms: i64) -> u64 {
-    let path = data_dir.join("audit.db");
-    let count = || -> Result<i64, rusqlite::Error> {
-        let db = rusqlite::Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        db.query_row(
-            "SELECT COUNT(*) FROM audit_events WHERE feature = ?1 AND timestamp >= ?2",
-            params![feature, now_ms - 60_000],
-            |r| r.get(0),
-        )
-    };
-    if !path.exists() {
-        return 0;
-    }
-    count().map(|n| n.max(0) as u64).unwrap_or(0)
-}
-
-fn numbered_versions(state: &AppState, id: &str) -> Result<Vec<String>, ApiError> {
-    let (records, _) = state
-        .registry
-        .list(Some(id), 0, 100)
-        .map_err(from_registry)?;
-    Ok(records
-        .into_iter()
-        .map(|r| r.version)
-        .filter(|v| v != "DRAFT")
-        .collect())
+async fn numbered_versions(state: &AppState, id: &str) -> Result<Vec<String>, ApiError> {
+    state
+        .guardrail_registry
+        .versions(id)
+        .await
+        .map_err(from_registry)
 }
 
 pub async fn features() -> Result<Vec<FeatureRow>, ApiError> {
@@ -460,25 +400,43 @@ pub async fn features() -> Result<Vec<FeatureRow>, ApiError> {
     let state = gateway_state()?;
     let now = gateway::now_ms();
     let mut usage = BTreeMap::new();
-    for name in state.config.features.keys() {
+    // Requests in the last minute per feature; a failing store shows zeros, not an error page.
+    let requests_minute = state
+        .audit
+        .requests_by_feature(now - 60_000, now)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "per-feature request counts unavailable");
+            BTreeMap::new()
+        });
+    // Each guardrail's name and numbered versions, asked once per guardrail.
+    let mut guardrails: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    for (name, base) in &state.config.features {
         usage.insert(name.clone(), state.throttle.usage(name, now).await);
+        if !guardrails.contains_key(&base.guardrail) {
+            let display = state
+                .guardrail_registry
+                .get(&base.guardrail, None)
+                .await
+                .map(|r| r.policy.name)
+                .unwrap_or_default();
+            let versions = numbered_versions(&state, &base.guardrail).await?;
+            guardrails.insert(base.guardrail.clone(), (display, versions));
+        }
     }
     blocking(move || {
         let mut rows = Vec::new();
         for (name, base) in &state.config.features {
             let f = state.features.effective(name, base);
-            let guardrail_name = state
-                .registry
-                .get(&f.guardrail, None)
-                .map(|r| r.policy.name)
-                .unwrap_or_default();
+            let (guardrail_name, versions) =
+                guardrails.get(&f.guardrail).cloned().unwrap_or_default();
             let (tokens_minute, tokens_day) = usage.get(name).copied().unwrap_or((0, 0));
             rows.push(FeatureRow {
                 name: name.clone(),
                 clients: f.clients.clone(),
                 models: f.models.clone(),
                 all_models: state.config.models.keys().cloned().collect(),
-                versions: numbered_versions(&state, &f.guardrail)?,
+                versions,
                 guardrail: f.guardrail.clone(),
                 guardrail_name,
                 guardrail_version: f.guardrail_version.clone(),
@@ -490,7 +448,7 @@ pub async fn features() -> Result<Vec<FeatureRow>, ApiError> {
                 },
                 tokens_minute,
                 tokens_day,
-                requests_minute: requests_last_minute(&state.config.data_dir, name, now),
+                requests_minute: requests_minute.get(name).copied().unwrap_or(0),
                 overridden: state.features.get(name).is_some(),
             });
         }
@@ -548,7 +506,7 @@ pub async fn save_feature(
             st.features
                 .apply(
                     &st.config,
-                    &st.registry,
+                    st.guardrail_registry.as_lookup(),
                     &name,
                     change,
                     &actor,
@@ -606,11 +564,14 @@ pub async fn save_feature(
         Ok(())
     }
     .await;
-    finish(
-        &page,
-        result,
-        &format!("Saved {feature}; the gateway applies it now."),
-    )
+    // On AWS each gateway instance re-reads the settings on its own schedule.
+    let reach = match gateway_state().map(|s| (s.config.backend, s.config.features_refresh_secs)) {
+        Ok((gateway::config::Backend::Aws, secs)) => {
+            format!("every gateway instance applies it within {secs} s")
+        }
+        _ => "the gateway applies it now".to_string(),
+    };
+    finish(&page, result, &format!("Saved {feature}; {reach}."))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -634,35 +595,128 @@ fn pins(state: &AppState, id: &str) -> Vec<(String, String)> {
 pub async fn guardrails() -> Result<Vec<GuardrailSummary>, ApiError> {
     require_role(ADMIN).await?;
     let state = gateway_state()?;
-    blocking(move || {
-        let (records, _) = state.registry.list(None, 0, 100).map_err(from_registry)?;
-        let mut out = Vec::new();
-        for r in records {
-            let versions = numbered_versions(&state, &r.id)?;
-            let draft_differs = match versions.last() {
-                Some(v) => {
-                    let n = v.parse::<i64>().ok();
-                    state
-                        .registry
-                        .get(&r.id, n)
-                        .map(|latest| latest.policy != r.policy)
-                        .unwrap_or(true)
+    let registry = &state.guardrail_registry;
+    let list = registry.list().await.map_err(from_registry)?;
+    let mut out = Vec::new();
+    for r in list {
+        let versions = numbered_versions(&state, &r.id).await?;
+        let draft_differs = match versions.last() {
+            Some(v) => {
+                let draft = registry.get(&r.id, None).await;
+                let latest = registry.get(&r.id, v.parse::<i64>().ok()).await;
+                match (draft, latest) {
+                    (Ok(d), Ok(l)) => d.policy != l.policy,
+                    _ => true,
                 }
-                None => true,
-            };
-            out.push(GuardrailSummary {
-                pinned_by: pins(&state, &r.id),
-                id: r.id,
-                name: r.policy.name,
-                description: r.policy.description.unwrap_or_default(),
-                updated_at: r.updated_at,
-                versions,
-                draft_differs,
-            });
+            }
+            None => true,
+        };
+        out.push(GuardrailSummary {
+            pinned_by: pins(&state, &r.id),
+            id: r.id,
+            name: r.name,
+            description: r.description.unwrap_or_default(),
+            updated_at: r.updated_at,
+            versions,
+            draft_differs,
+        });
+    }
+    Ok(out)
+}
+
+/// What a new guardrail starts as: a copy of the default policy under its own name, so the
+/// admin edits a working DRAFT rather than an empty one.
+fn new_policy(name: &str, description: &str) -> Result<GuardrailPolicy, ApiError> {
+    let mut p = GuardrailPolicy::default_policy();
+    p.name = name.to_string();
+    p.description = (!description.is_empty()).then(|| description.to_string());
+    p.validate().map_err(invalid)?;
+    Ok(p)
+}
+
+pub async fn create_guardrail(name: String, description: String) -> Result<String, ApiError> {
+    let (console, user) = require_role(ADMIN).await?;
+    let result = async {
+        let state = gateway_state()?;
+        let name: String = name.trim().chars().take(limits::NAME_MAX + 1).collect();
+        let description: String = description
+            .trim()
+            .chars()
+            .take(limits::DESCRIPTION_MAX + 1)
+            .collect();
+        let policy = new_policy(&name, &description).map_err(|e| match e {
+            ApiError::Invalid(m) => invalid(m.replace("name:", "name (letters, digits, - and _):")),
+            other => other,
+        })?;
+        let created = state
+            .guardrail_registry
+            .create(&policy)
+            .await
+            .map_err(from_registry)?;
+        record(
+            &console,
+            &user,
+            "guardrail.create",
+            &created.id,
+            format!(
+                "guardrail {name} created ({})",
+                state.guardrail_registry.kind()
+            ),
+        )
+        .await;
+        Ok(created.id)
+    }
+    .await;
+    let page = match &result {
+        Ok(id) => format!("/guardrails/{}", query_escape(id)),
+        Err(_) => "/guardrails".to_string(),
+    };
+    finish(
+        &page,
+        result,
+        "Guardrail created; edit its DRAFT, then create a version.",
+    )
+}
+
+pub async fn delete_guardrail(id: String, confirm: String) -> Result<(), ApiError> {
+    let (console, user) = require_role(ADMIN).await?;
+    let result = async {
+        let state = gateway_state()?;
+        let id = guardrail_id(&id)?;
+        if confirm.trim() != id {
+            return Err(invalid(
+                "type the guardrail's id to confirm that it and all its versions are deleted",
+            ));
         }
-        Ok(out)
-    })
-    .await
+        let name = state
+            .guardrail_registry
+            .get(&id, None)
+            .await
+            .map(|r| r.policy.name)
+            .map_err(from_registry)?;
+        // Pinned by a feature (configuration or override): refused, naming the version.
+        let pins = state.features.pins(&state.config);
+        state
+            .guardrail_registry
+            .delete_unpinned(&id, None, &pins)
+            .await
+            .map_err(from_registry)?;
+        record(
+            &console,
+            &user,
+            "guardrail.delete",
+            &id,
+            format!("guardrail {name} and all its versions deleted"),
+        )
+        .await;
+        Ok(())
+    }
+    .await;
+    let page = match &result {
+        Ok(()) => "/guardrails".to_string(),
+        Err(_) => format!("/guardrails/{}", query_escape(id.trim())),
+    };
+    finish(&page, result, "Guardrail deleted.")
 }
 
 fn pii_action_str(a: PiiAction) -> &'static str {
@@ -789,15 +843,16 @@ pub async fn guardrail(id: String, version: String) -> Result<GuardrailDetail, A
     let state = gateway_state()?;
     let id = guardrail_id(&id)?;
     let number = parse_version(version.trim(), true).map_err(|_| invalid("not a version"))?;
-    blocking(move || {
-        let record = state.registry.get(&id, number).map_err(from_registry)?;
-        Ok(GuardrailDetail {
-            doc: to_doc(&id, &record.version, &record.updated_at, &record.policy),
-            versions: numbered_versions(&state, &id)?,
-            pinned_by: pins(&state, &id),
-        })
+    let record = state
+        .guardrail_registry
+        .get(&id, number)
+        .await
+        .map_err(from_registry)?;
+    Ok(GuardrailDetail {
+        doc: to_doc(&id, &record.version, &record.updated_at, &record.policy),
+        versions: numbered_versions(&state, &id).await?,
+        pinned_by: pins(&state, &id),
     })
-    .await
 }
 
 /// The editor's form, field by field (see `admin_save_draft`).
@@ -1122,15 +1177,18 @@ pub async fn save_draft(id: String, form: DraftForm) -> Result<(), ApiError> {
     let result = async {
         let state = gateway_state()?;
         let id = guardrail_id(&id)?;
-        let id2 = id.clone();
-        let summary = blocking(move || {
-            let current = state.registry.get(&id2, None).map_err(from_registry)?;
+        let registry = &state.guardrail_registry;
+        let current = registry.get(&id, None).await.map_err(from_registry)?;
+        let before = current.policy.clone();
+        let (next, summary) = blocking(move || {
             let next = apply_form(&current.policy, &form)?;
             let summary = change_summary(&current.policy, &next);
-            state.registry.update(&id2, &next).map_err(from_registry)?;
-            Ok(summary)
+            Ok((next, summary))
         })
         .await?;
+        if next != before {
+            registry.update(&id, &next).await.map_err(from_registry)?;
+        }
         record(&console, &user, "guardrail.edit", &id, summary).await;
         Ok(())
     }
@@ -1156,18 +1214,11 @@ pub async fn create_version(id: String, description: String) -> Result<String, A
         let state = gateway_state()?;
         let id = guardrail_id(&id)?;
         let description: String = description.trim().chars().take(200).collect();
-        let id2 = id.clone();
-        let version = blocking(move || {
-            state
-                .registry
-                .create_version(
-                    &id2,
-                    (!description.is_empty()).then_some(&*description),
-                    None,
-                )
-                .map_err(from_registry)
-        })
-        .await?;
+        let version = state
+            .guardrail_registry
+            .create_version(&id, (!description.is_empty()).then_some(&*description))
+            .await
+            .map_err(from_registry)?;
         record(
             &console,
             &user,
@@ -1259,6 +1310,9 @@ pub async fn test_guardrail(
             "test text is at most {TEST_TEXT_MAX} characters"
         )));
     }
+    if state.config.bedrock_guardrails() {
+        return applied_test(&state, id, version, source, text).await;
+    }
     blocking(move || {
         let compiled = state
             .registry
@@ -1315,6 +1369,58 @@ pub async fn test_guardrail(
         })
     })
     .await
+}
+
+/// The test pane through the gateway's guardrail engine (Bedrock's ApplyGuardrail): the
+/// verdict, the output and which policies matched. The engine's outcome names policies, not
+/// spans, so only custom words (whose name is the match) are highlighted.
+async fn applied_test(
+    state: &AppState,
+    id: String,
+    version: String,
+    source: gateway::guard::Source,
+    text: String,
+) -> Result<TestResult, ApiError> {
+    use gateway::guard::{GuardError, TextAction};
+    let guardrail = GuardrailRef {
+        id: id.clone(),
+        version: version.clone(),
+    };
+    let outcome = state
+        .guardrails
+        .apply(&guardrail, source, &text)
+        .await
+        .map_err(|e| match e {
+            GuardError::NotFound(_) => invalid(format!("guardrail {id} has no version {version}")),
+            other => unavailable("guardrail", other),
+        })?;
+    let findings: Vec<Finding> = outcome
+        .policies
+        .iter()
+        .map(|p| {
+            let (policy, label) = p.split_once(':').unwrap_or(("policy", p.as_str()));
+            Finding {
+                policy: policy.into(),
+                label: label.into(),
+                action: String::new(),
+                matched: if policy == "word" && label != "PROFANITY" {
+                    label.into()
+                } else {
+                    String::new()
+                },
+            }
+        })
+        .collect();
+    Ok(TestResult {
+        action: match outcome.action {
+            TextAction::None => "NONE".into(),
+            _ => "GUARDRAIL_INTERVENED".into(),
+        },
+        blocked: outcome.action == TextAction::Blocked,
+        output: outcome.text,
+        segments: segments(&text, &findings),
+        findings,
+    })
 }
 
 /// A policy as stable pretty-printed JSON lines (the diff's unit).
@@ -1427,9 +1533,17 @@ pub async fn diff(id: String, left: String, right: String) -> Result<Vec<DiffLin
     let id = guardrail_id(&id)?;
     let l = parse_version(left.trim(), true).map_err(|_| invalid("not a version"))?;
     let r = parse_version(right.trim(), true).map_err(|_| invalid("not a version"))?;
+    let a = state
+        .guardrail_registry
+        .get(&id, l)
+        .await
+        .map_err(from_registry)?;
+    let b = state
+        .guardrail_registry
+        .get(&id, r)
+        .await
+        .map_err(from_registry)?;
     blocking(move || {
-        let a = state.registry.get(&id, l).map_err(from_registry)?;
-        let b = state.registry.get(&id, r).map_err(from_registry)?;
         Ok(diff_lines(
             &pretty_lines(&a.policy),
             &pretty_lines(&b.policy),

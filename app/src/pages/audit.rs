@@ -12,7 +12,7 @@ use crate::admin::ui::{date_time, load_error};
 use crate::admin::{AuditFilter, AuditPage, admin_audit};
 
 /// Kinds offered in the filter: `(value, label)`.
-const KINDS: [(&str, &str); 10] = [
+const KINDS: [(&str, &str); 12] = [
     ("", "every kind"),
     ("login", "sign-in"),
     ("login.", "sign-ins, refused ones included"),
@@ -20,6 +20,8 @@ const KINDS: [(&str, &str); 10] = [
     ("account.", "account changes"),
     ("guardrail.edit", "guardrail draft edits"),
     ("guardrail.version", "guardrail versions"),
+    ("guardrail.create", "guardrails created"),
+    ("guardrail.delete", "guardrails deleted"),
     ("feature.binding", "guardrail bindings"),
     ("feature.throttle", "throttle changes"),
     ("vault.open", "vault openings"),

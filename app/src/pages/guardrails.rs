@@ -14,14 +14,15 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use super::TopBar;
 use crate::admin::ui::{Flash, FlashBanner, load_error};
 use crate::admin::{
-    AdminCheckRegex, AdminCreateVersion, AdminSaveDraft, DiffLine, GuardrailDetail, GuardrailDoc,
-    GuardrailSummary, PII_ACTIONS, STRENGTHS, TestResult, admin_guardrail, admin_guardrail_diff,
-    admin_guardrails, admin_test_guardrail,
+    AdminCheckRegex, AdminCreateGuardrail, AdminCreateVersion, AdminDeleteGuardrail,
+    AdminSaveDraft, DiffLine, GuardrailDetail, GuardrailDoc, GuardrailSummary, PII_ACTIONS,
+    STRENGTHS, TestResult, admin_guardrail, admin_guardrail_diff, admin_guardrails,
+    admin_test_guardrail,
 };
 use crate::api::ApiError;
 use crate::flash_on;
@@ -33,6 +34,15 @@ const TEST_TEXT_MAX: usize = 2000;
 
 #[component]
 pub fn GuardrailsPage() -> impl IntoView {
+    let create = ServerAction::<AdminCreateGuardrail>::new();
+    let flash: Flash = RwSignal::new(None);
+    let navigate = use_navigate();
+    // Created (hydrated): open the new guardrail's editor; refused: say why.
+    Effect::new(move |_| match create.value().get() {
+        Some(Ok(id)) => navigate(&format!("/guardrails/{id}"), Default::default()),
+        Some(Err(e)) => flash.set(Some((true, e.to_string()))),
+        None => {}
+    });
     let data = Resource::new(|| (), |_| admin_guardrails());
     view! {
         <Title text="Guardrails · Golden Path" />
@@ -48,6 +58,37 @@ pub fn GuardrailsPage() -> impl IntoView {
                         </p>
                     </div>
                 </header>
+                <FlashBanner flash />
+                <section class="card">
+                    <ActionForm action=create attr:class="form-row" attr:data-testid="create-guardrail">
+                        <div class="field">
+                            <label for="new-guardrail-name">"New guardrail"</label>
+                            <input
+                                id="new-guardrail-name"
+                                name="name"
+                                type="text"
+                                required
+                                maxlength="50"
+                                pattern="[0-9a-zA-Z_\\-]+"
+                                placeholder="name: letters, digits, - and _"
+                            />
+                        </div>
+                        <div class="field grow">
+                            <label for="new-guardrail-description">"Description"</label>
+                            <input
+                                id="new-guardrail-description"
+                                name="description"
+                                type="text"
+                                maxlength="200"
+                                placeholder="What it is for (optional)"
+                            />
+                        </div>
+                        <button type="submit" class="btn btn-primary" data-testid="create-guardrail-submit">
+                            "Create guardrail"
+                        </button>
+                    </ActionForm>
+                    <p class="muted small">"It starts as a copy of the default policy; edit its DRAFT, then create a version."</p>
+                </section>
                 <Transition fallback=|| view! { <div class="card placeholder">"Loading…"</div> }>
                     {move || Suspend::new(async move {
                         match data.await {
@@ -149,7 +190,18 @@ pub fn GuardrailPage() -> impl IntoView {
     let query = use_query_map();
     let save = ServerAction::<AdminSaveDraft>::new();
     let create = ServerAction::<AdminCreateVersion>::new();
+    let delete = ServerAction::<AdminDeleteGuardrail>::new();
     let flash: Flash = RwSignal::new(None);
+    let navigate = use_navigate();
+    // Deleted (hydrated): back to the list; refused (pinned, wrong confirmation): say why.
+    Effect::new(move |_| match delete.value().get() {
+        Some(Ok(())) => navigate(
+            "/guardrails?notice=Guardrail%20deleted.",
+            Default::default(),
+        ),
+        Some(Err(e)) => flash.set(Some((true, e.to_string()))),
+        None => {}
+    });
     flash_on!(save, flash, "Draft saved.");
     flash_on!(
         create,
@@ -207,7 +259,7 @@ pub fn GuardrailPage() -> impl IntoView {
                 <Transition fallback=|| view! { <div class="card placeholder">"Loading…"</div> }>
                     {move || Suspend::new(async move {
                         match data.await {
-                            Ok(loaded) => view! { <GuardrailBody loaded save create /> }.into_any(),
+                            Ok(loaded) => view! { <GuardrailBody loaded save create delete /> }.into_any(),
                             Err(e) => load_error(e),
                         }
                     })}
@@ -222,6 +274,7 @@ fn GuardrailBody(
     loaded: Loaded,
     save: ServerAction<AdminSaveDraft>,
     create: ServerAction<AdminCreateVersion>,
+    delete: ServerAction<AdminDeleteGuardrail>,
 ) -> impl IntoView {
     let Loaded { detail, diff, test } = loaded;
     let GuardrailDetail {
@@ -231,6 +284,7 @@ fn GuardrailBody(
     } = detail;
     let id = doc.id.clone();
     let (id_create, id_test, id_diff) = (id.clone(), id.clone(), id.clone());
+    let (id_delete, pinned) = (id.clone(), !pinned_by.is_empty());
     let is_draft = doc.version == "DRAFT";
     let base = format!("/guardrails/{id}");
     let tabs = std::iter::once("DRAFT".to_string())
@@ -307,37 +361,71 @@ fn GuardrailBody(
         }}
         <TestPane id=id_test versions=versions.clone() test />
         <DiffPane id=id_diff versions diff />
+        <DeletePane id=id_delete pinned delete />
     }
 }
 
-fn action_select(name: String, current: String, label: String) -> impl IntoView {
-    let class = format!("action-{}", current.to_lowercase());
-    let options = PII_ACTIONS
-        .iter()
-        .map(|a| {
-            let selected = current == *a;
-            view! { <option value=*a selected=selected>{*a}</option> }
-        })
-        .collect_view();
+/// Delete the guardrail and all its versions: the id typed again confirms it. While a feature
+/// pins a version the server refuses (and the pane says so up front).
+#[component]
+fn DeletePane(
+    id: String,
+    pinned: bool,
+    delete: ServerAction<AdminDeleteGuardrail>,
+) -> impl IntoView {
     view! {
-        <select name=name aria-label=label class=class>
-            {options}
-        </select>
+        <section class="card danger-zone" id="delete">
+            <h2>"Delete this guardrail"</h2>
+            <p class="muted small">
+                {if pinned {
+                    "A feature pins a version of it: pin another guardrail version on the features page first."
+                } else {
+                    "Deletes the DRAFT and every version. This cannot be undone."
+                }}
+            </p>
+            <ActionForm action=delete attr:class="form-row" attr:data-testid="delete-guardrail">
+                <input type="hidden" name="id" value=id.clone() />
+                <div class="field grow">
+                    <label for="delete-confirm">{format!("Type {id} to confirm")}</label>
+                    <input id="delete-confirm" name="confirm" type="text" required autocomplete="off" />
+                </div>
+                <button type="submit" class="btn btn-danger" data-testid="delete-guardrail-submit">
+                    "Delete guardrail"
+                </button>
+            </ActionForm>
+        </section>
     }
 }
 
-fn strength_select(name: String, current: String, label: String) -> impl IntoView {
-    let options = STRENGTHS
-        .iter()
-        .map(|s| {
-            let selected = current == *s;
-            view! { <option value=*s selected=selected>{*s}</option> }
-        })
-        .collect_view();
+/// The two per-direction cells of a PII, regex or content-filter row: a select of `choices`
+/// named `{field}_in[key]` (prompts) and one named `{field}_out[key]` (answers). Actions
+/// (PII and regexes) carry an `action-*` class that colours them.
+fn direction_cells(
+    field: &str,
+    key: &str,
+    label: &str,
+    (input, output): (String, String),
+    choices: &'static [&'static str],
+) -> impl IntoView + use<> {
+    let coloured = choices == PII_ACTIONS.as_slice();
+    let select = |side: &str, direction: &str, current: String| {
+        let options = choices
+            .iter()
+            .map(|c| view! { <option value=*c selected=current == *c>{*c}</option> })
+            .collect_view();
+        view! {
+            <select
+                name=format!("{field}_{side}[{key}]")
+                aria-label=format!("{label} on {direction}")
+                class=coloured.then(|| format!("action-{}", current.to_lowercase()))
+            >
+                {options}
+            </select>
+        }
+    };
     view! {
-        <select name=name aria-label=label>
-            {options}
-        </select>
+        <td>{select("in", "input", input)}</td>
+        <td>{select("out", "output", output)}</td>
     }
 }
 
@@ -400,20 +488,13 @@ fn DraftEditor(doc: GuardrailDoc, save: ServerAction<AdminSaveDraft>) -> impl In
             view! {
                 <tr class:active-row=active>
                     <td class="mono">{row.entity.clone()}</td>
-                    <td>
-                        {action_select(
-                            format!("pii_in[{}]", row.entity),
-                            row.input.clone(),
-                            format!("{} on input", row.entity),
-                        )}
-                    </td>
-                    <td>
-                        {action_select(
-                            format!("pii_out[{}]", row.entity),
-                            row.output.clone(),
-                            format!("{} on output", row.entity),
-                        )}
-                    </td>
+                    {direction_cells(
+                        "pii",
+                        &row.entity,
+                        &row.entity,
+                        (row.input.clone(), row.output.clone()),
+                        &PII_ACTIONS,
+                    )}
                 </tr>
             }
             .into_any()
@@ -429,7 +510,9 @@ fn DraftEditor(doc: GuardrailDoc, save: ServerAction<AdminSaveDraft>) -> impl In
             let status = move || {
                 (checked_row.get() == Some(i))
                     .then(|| match check.value().get() {
-                        Some(Ok(())) => Some(view! { <span class="regex-ok">"✓ compiles"</span> }.into_any()),
+                        Some(Ok(())) => {
+                            Some(view! { <span class="regex-ok">"✓ compiles"</span> }.into_any())
+                        }
                         Some(Err(e)) => Some(
                             view! { <span class="regex-error" role="alert">{e.to_string()}</span> }
                                 .into_any(),
@@ -469,8 +552,13 @@ fn DraftEditor(doc: GuardrailDoc, save: ServerAction<AdminSaveDraft>) -> impl In
                         />
                         <div class="regex-status">{status}</div>
                     </td>
-                    <td>{action_select(format!("regex_in[{i}]"), input.clone(), format!("Regex {} on input", i + 1))}</td>
-                    <td>{action_select(format!("regex_out[{i}]"), output.clone(), format!("Regex {} on output", i + 1))}</td>
+                    {direction_cells(
+                        "regex",
+                        &i.to_string(),
+                        &format!("Regex {}", i + 1),
+                        (input.clone(), output.clone()),
+                        &PII_ACTIONS,
+                    )}
                 </tr>
             }
             .into_any()
@@ -483,8 +571,13 @@ fn DraftEditor(doc: GuardrailDoc, save: ServerAction<AdminSaveDraft>) -> impl In
             view! {
                 <tr>
                     <td class="mono">{f.kind.clone()}</td>
-                    <td>{strength_select(format!("filter_in[{}]", f.kind), f.input.clone(), format!("{} on input", f.kind))}</td>
-                    <td>{strength_select(format!("filter_out[{}]", f.kind), f.output.clone(), format!("{} on output", f.kind))}</td>
+                    {direction_cells(
+                        "filter",
+                        &f.kind,
+                        &f.kind,
+                        (f.input.clone(), f.output.clone()),
+                        &STRENGTHS,
+                    )}
                 </tr>
             }
             .into_any()

@@ -3,6 +3,9 @@
 //! export, a chart for `stats … by bin()`, progress and Cancel for long queries, and syntax
 //! errors that point at the line and column.
 //!
+//! The editor colours the query as it is typed (commands, keywords, functions, strings,
+//! numbers, comments), from the gateway parser's own words, rendered on the server first.
+//!
 //! The state lives in the URL (`?query=&range=&start=&end=&id=&sort=&dir=`): running a query is
 //! a form POST to `insights_start`, answered with a redirect to `…&id=<query id>`, so the page
 //! works before (and without) the wasm. Hydrated, the same forms run through the router, the
@@ -21,6 +24,7 @@ use crate::soc::api::{
     COMMANDS, FUNCTIONS, InsightsData, InsightsStart, InsightsStop, PRESETS, QueryView,
     SyntaxError, WINDOWS, encode_component, insights_page, insights_url,
 };
+use crate::soc::highlight::{Class, Vocabulary, spans};
 
 /// The URL's parameters (everything but the sort, which never reaches the server).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -95,7 +99,7 @@ pub fn InsightsPage() -> impl IntoView {
                     </div>
                 </header>
                 <Presets start params />
-                <Editor start params />
+                <Editor start params data />
                 <Transition fallback=|| view! { <div class="card placeholder">"Loading…"</div> }>
                     {move || Suspend::new(async move {
                         match data.await {
@@ -164,10 +168,55 @@ fn Presets(start: ServerAction<InsightsStart>, params: Memo<Params>) -> impl Int
     .into_any()
 }
 
-/// The query editor: commands and functions to insert, the text, the range picker, Run.
+/// The query text coloured by [`crate::soc::highlight`]: plain text until the vocabulary is
+/// known.
+fn coloured(text: &str, vocab: &Vocabulary) -> AnyView {
+    if vocab.commands.is_empty() {
+        return text.to_string().into_any();
+    }
+    spans(text, vocab)
+        .into_iter()
+        .map(|(class, part)| {
+            if class == Class::Plain {
+                part.into_any()
+            } else {
+                view! { <span class=class.css()>{part}</span> }.into_any()
+            }
+        })
+        .collect_view()
+        .into_any()
+}
+
+/// The query editor: commands and functions to insert, the text (coloured as it is typed), the
+/// range picker, Run.
+///
+/// Colouring: the textarea stays the real input (its text transparent, its caret visible) over
+/// a `<pre>` that shows the same text in colour, rendered on the server too. Before hydration
+/// the colours show until the textarea takes focus; then (CSS only, no script) its own text
+/// shows, so typing without JavaScript is never blind.
 #[component]
-fn Editor(start: ServerAction<InsightsStart>, params: Memo<Params>) -> impl IntoView {
+fn Editor(
+    start: ServerAction<InsightsStart>,
+    params: Memo<Params>,
+    data: Resource<Result<InsightsData, ApiError>>,
+) -> impl IntoView {
     let editor = NodeRef::<leptos::html::Textarea>::new();
+    let backdrop = NodeRef::<leptos::html::Pre>::new();
+    let text = RwSignal::new(params.get_untracked().query);
+    // A new URL (a preset, a run) brings its query.
+    Effect::new(move |_| text.set(params.read().query.clone()));
+    let live = RwSignal::new(false);
+    Effect::new(move |_| live.set(true));
+    let sync_scroll = move || {
+        #[cfg(feature = "hydrate")]
+        if let (Some(area), Some(pre)) = (editor.get_untracked(), backdrop.get_untracked()) {
+            pre.set_scroll_top(area.scroll_top());
+            pre.set_scroll_left(area.scroll_left());
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = backdrop;
+    };
+    let self_text = text;
     let insert = move |word: &'static str| {
         #[cfg(feature = "hydrate")]
         if let Some(el) = editor.get() {
@@ -200,12 +249,13 @@ fn Editor(start: ServerAction<InsightsStart>, params: Memo<Params>) -> impl Into
                 format!("{before}{sep}{word} ")
             };
             el.set_value(&format!("{text}{after}"));
+            self_text.set(el.value());
             let _ = el.focus();
             let pos = text.encode_utf16().count() as u32;
             let _ = el.set_selection_range(pos, pos);
         }
         #[cfg(not(feature = "hydrate"))]
-        let _ = (word, editor);
+        let _ = (word, editor, self_text);
     };
     let p = move || params.get();
     view! {
@@ -235,21 +285,38 @@ fn Editor(start: ServerAction<InsightsStart>, params: Memo<Params>) -> impl Into
                         .collect_view()}
                 </div>
                 <label class="sr-only" for="query">"Query"</label>
-                <textarea
-                    id="query"
-                    name="query"
-                    class="query-input"
-                    rows="6"
-                    spellcheck="false"
-                    autocomplete="off"
-                    maxlength="10000"
-                    placeholder="fields @timestamp, requestId, userSub | filter guardrailAction = \"INTERVENED\" | sort @timestamp desc"
-                    data-testid="query-input"
-                    node_ref=editor
-                    prop:value=move || p().query
-                >
-                    {move || p().query}
-                </textarea>
+                <div class="code-editor" class:live=move || live.get() data-testid="code-editor">
+                    <textarea
+                        id="query"
+                        name="query"
+                        class="query-input"
+                        rows="6"
+                        spellcheck="false"
+                        autocomplete="off"
+                        maxlength="10000"
+                        placeholder="fields @timestamp, requestId, userSub | filter guardrailAction = \"INTERVENED\" | sort @timestamp desc"
+                        data-testid="query-input"
+                        node_ref=editor
+                        prop:value=move || p().query
+                        on:input=move |ev| {
+                            text.set(event_target_value(&ev));
+                            sync_scroll();
+                        }
+                        on:scroll=move |_| sync_scroll()
+                    >
+                        {move || p().query}
+                    </textarea>
+                    <pre class="code-highlight" aria-hidden="true" node_ref=backdrop data-testid="query-highlight">
+                        <Transition fallback=move || text.get()>
+                            {move || Suspend::new(async move {
+                                let vocab = data.await.map(|d| d.vocabulary).unwrap_or_default();
+                                view! { {move || coloured(&text.get(), &vocab)} }
+                            })}
+                        </Transition>
+                        // A last empty line keeps the heights equal when the text ends in one.
+                        "\n"
+                    </pre>
+                </div>
                 <div class="editor-bar">
                     <label class="field-inline">
                         <span>"Time range"</span>
@@ -301,6 +368,7 @@ fn Outcome(
         run,
         notice,
         range_label,
+        ..
     } = page;
     view! {
         {syntax_error.map(|e| view! { <SyntaxErrorBox error=e /> })}
@@ -368,6 +436,7 @@ fn Results(
         total_rows,
         error,
         chart_svg,
+        chart_legend,
     } = run;
     let status_class = format!("status status-{}", status.to_ascii_lowercase());
     let csv_href = format!("/api/insights_csv?id={}", encode_component(&id));
@@ -525,8 +594,23 @@ fn Results(
                 })}
             {chart_svg
                 .map(|svg| {
+                    let label = format!("Chart of the binned results: {}", chart_legend.join(", "));
                     view! {
-                        <div class="chart" data-testid="insights-chart" role="img" aria-label="Chart of the binned results" inner_html=svg></div>
+                        <ul class="legend chart-legend" aria-label="Legend" data-testid="insights-legend">
+                            {chart_legend
+                                .into_iter()
+                                .enumerate()
+                                .map(|(i, name)| {
+                                    view! {
+                                        <li>
+                                            <span class=format!("swatch swatch-s{}", i % 8)></span>
+                                            {name}
+                                        </li>
+                                    }
+                                })
+                                .collect_view()}
+                        </ul>
+                        <div class="chart" data-testid="insights-chart" role="img" aria-label=label inner_html=svg></div>
                     }
                     .into_any()
                 })}

@@ -27,12 +27,14 @@ pub fn InvestigatePage() -> impl IntoView {
         if r.is_empty() { "24h".to_string() } else { r }
     });
     let open = Memo::new(move |_| q.read().get("open").unwrap_or_default());
+    // The one-time token of a record opened by a plain form post (no JavaScript).
+    let shown = Memo::new(move |_| q.read().get("shown"));
     let data = Resource::new(
-        move || (user.get(), range.get()),
-        |(u, r)| async move {
+        move || (user.get(), range.get(), shown.get()),
+        |(u, r, shown)| async move {
             if u.trim().is_empty() {
                 // Still check the role, so the page refuses a viewer even without a user.
-                investigate(String::new(), r)
+                investigate(String::new(), r, None)
                     .await
                     .map(Some)
                     .or_else(|e| match e {
@@ -40,7 +42,7 @@ pub fn InvestigatePage() -> impl IntoView {
                         e => Err(e),
                     })
             } else {
-                investigate(u, r).await.map(Some)
+                investigate(u, r, shown).await.map(Some)
             }
         },
     );
@@ -132,6 +134,7 @@ fn Timeline(inv: Investigation, open: Memo<String>, range: String) -> impl IntoV
         entries,
         chart_svg,
         truncated,
+        opened,
     } = inv;
     let rate = if requests == 0 {
         "–".to_string()
@@ -157,13 +160,20 @@ fn Timeline(inv: Investigation, open: Memo<String>, range: String) -> impl IntoV
                     .iter()
                     .find(|(rid, _)| *rid == wanted)
                     .map(|(rid, when)| {
+                        let back = format!("{close}&open={}", encode_component(rid));
                         view! {
-                            <OpenPanel request_id=rid.clone() when=when.clone() close=close.clone() />
+                            <OpenPanel
+                                request_id=rid.clone()
+                                when=when.clone()
+                                close=close.clone()
+                                back
+                                handed=opened.clone()
+                            />
                         }
                     })
             }
         }
-        <section class="stats" aria-label="Headline numbers">
+        <section class="stats stats-user" aria-label="Headline numbers">
             <div class="stat">
                 <span class="stat-label">"User"</span>
                 <span class="stat-value stat-text" data-testid="investigated-user">{user.clone()}</span>
@@ -245,7 +255,7 @@ fn Timeline(inv: Investigation, open: Memo<String>, range: String) -> impl IntoV
                                         view! {
                                             <tr class:intervened=intervened class:selected=selected>
                                                 <td class="nowrap">{e.timestamp}</td>
-                                                <td class="mono">{e.request_id.clone()}</td>
+                                                <td class="mono rid" title=e.request_id.clone()>{e.request_id.clone()}</td>
                                                 <td>{e.feature}</td>
                                                 <td>{e.model}</td>
                                                 <td>
@@ -255,7 +265,7 @@ fn Timeline(inv: Investigation, open: Memo<String>, range: String) -> impl IntoV
                                                 <td>{e.output_action}</td>
                                                 <td>{e.status}</td>
                                                 <td class="num">{e.latency_ms} " ms"</td>
-                                                <td>
+                                                <td class="open-cell">
                                                     {e
                                                         .has_record
                                                         .then(|| {
@@ -281,9 +291,17 @@ fn Timeline(inv: Investigation, open: Memo<String>, range: String) -> impl IntoV
     .into_any()
 }
 
-/// The reason form for one record and, once opened, the record.
+/// The reason form for one record and, once opened, the record. The form works without
+/// JavaScript too: the post redirects to `back` with a token, and the record comes back as
+/// `handed`.
 #[component]
-fn OpenPanel(request_id: String, when: String, close: String) -> impl IntoView {
+fn OpenPanel(
+    request_id: String,
+    when: String,
+    close: String,
+    back: String,
+    handed: Option<Result<OpenedRecord, ApiError>>,
+) -> impl IntoView {
     let action = ServerAction::<OpenRecord>::new();
     let value = action.value();
     let rid = request_id.clone();
@@ -299,10 +317,11 @@ fn OpenPanel(request_id: String, when: String, close: String) -> impl IntoView {
                     "Close"
                 </a>
             </div>
-            {move || match value.get() {
+            {move || match value.get().or_else(|| handed.clone()) {
                 Some(Ok(record)) => view! { <RecordView record /> }.into_any(),
                 other => {
                     let rid = rid.clone();
+                    let back = back.clone();
                     let error = match other {
                         Some(Err(e)) => Some(e.to_string()),
                         _ => None,
@@ -310,6 +329,7 @@ fn OpenPanel(request_id: String, when: String, close: String) -> impl IntoView {
                     view! {
                         <ActionForm action attr:class="reason-form" attr:data-testid="reason-form">
                             <input type="hidden" name="request_id" value=rid />
+                            <input type="hidden" name="back" value=back.clone() />
                             <label for="reason">
                                 "Why are you opening this record? Your name, the reason and your address are recorded before it is decrypted."
                             </label>

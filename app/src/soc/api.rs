@@ -157,6 +157,9 @@ pub struct QueryView {
     pub error: Option<String>,
     /// A time series chart (SVG) when the query groups `by bin(...)`.
     pub chart_svg: Option<String>,
+    /// The chart's series names, in the order of its colours (the legend is HTML beside it,
+    /// `swatch-s<i>`).
+    pub chart_legend: Vec<String>,
 }
 
 /// Rows sent to the page; the CSV export has every row.
@@ -171,6 +174,8 @@ pub struct InsightsData {
     pub notice: Option<String>,
     /// The range as understood, in words ("last 24 hours", "2024-05-01 10:00 → …").
     pub range_label: String,
+    /// The language's words (from the gateway's parser), for colouring the editor.
+    pub vocabulary: crate::soc::highlight::Vocabulary,
 }
 
 /// One request in a user's timeline.
@@ -201,6 +206,9 @@ pub struct Investigation {
     pub chart_svg: String,
     /// More requests matched than the timeline shows.
     pub truncated: bool,
+    /// The record (or the refusal) of an "open record" posted without JavaScript, handed to
+    /// this page by the redirect's `shown` token.
+    pub opened: Option<Result<OpenedRecord, ApiError>>,
 }
 
 /// One message of a prompt, as recorded.
@@ -309,19 +317,35 @@ pub async fn insights_csv(id: String) -> Result<TextStream<ApiError>, ApiError> 
     )))
 }
 
-/// One user's timeline over `range`, from the audit store.
+/// One user's timeline over `range`, from the audit store; with `shown`, also the record an
+/// "open record" form post without JavaScript left for this page (`soc::handoff`).
 #[server(prefix = "/api", endpoint = "investigate")]
-pub async fn investigate(user: String, range: String) -> Result<Investigation, ApiError> {
-    let (console, _) = crate::context::require_role(&[crate::accounts::Role::Soc]).await?;
-    crate::soc::server::investigate(&console, &user, &range).await
+pub async fn investigate(
+    user: String,
+    range: String,
+    shown: Option<String>,
+) -> Result<Investigation, ApiError> {
+    let (console, me) = crate::context::require_role(&[crate::accounts::Role::Soc]).await?;
+    let mut inv = crate::soc::server::investigate(&console, &user, &range).await?;
+    if let Some(token) = shown.filter(|t| !t.is_empty()) {
+        inv.opened = crate::soc::server::handed_off(&console, &me, &token);
+    }
+    Ok(inv)
 }
 
 /// Open one request's vault record: the access event (who, which record, why, when, from
-/// where) is written first, then the record is decrypted.
+/// where) is written first, then the record is decrypted. A plain form post (no JavaScript yet)
+/// is answered with a redirect to `back` (an `/investigate` URL) that shows the record.
 #[server(prefix = "/api", endpoint = "open_record")]
-pub async fn open_record(request_id: String, reason: String) -> Result<OpenedRecord, ApiError> {
+pub async fn open_record(
+    request_id: String,
+    reason: String,
+    back: Option<String>,
+) -> Result<OpenedRecord, ApiError> {
     let (console, user) = crate::context::require_role(&[crate::accounts::Role::Soc]).await?;
-    crate::soc::server::open_record(&console, &user, &request_id, &reason).await
+    let result = crate::soc::server::open_record(&console, &user, &request_id, &reason).await;
+    crate::soc::server::hand_off_to_page(&console, &user, back.as_deref(), &result);
+    result
 }
 
 #[cfg(test)]

@@ -1,22 +1,17 @@
 //! SOC charts, drawn with plotters into SVG strings on the server: the Insights chart of a
 //! `stats … by bin()` result (one line per group and value column) and a user's activity
-//! (requests and interventions per time bucket). Axes are labelled in UTC with round steps.
+//! (requests and interventions per time bucket). Axes are labelled in UTC with round steps;
+//! the frame (background, grid, axes, label style) is the console's one, [`crate::chart::frame`].
 
 use plotters::coord::combinators::{BindKeyPoints, WithKeyPoints};
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::server::parse_result_time;
+use crate::chart::{Axes, INTERVENTIONS, REQUESTS, empty_note, frame, svg};
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 320;
-const GRID: RGBColor = RGBColor(229, 231, 235);
-const AXIS: RGBColor = RGBColor(156, 163, 175);
-const LABEL: RGBColor = RGBColor(75, 85, 99);
-const REQUESTS: RGBColor = RGBColor(79, 70, 229);
-const INTERVENTIONS: RGBColor = RGBColor(217, 119, 6);
-const FONT: &str = "sans-serif";
-/// Line colours of the Insights chart, in order.
+/// Line colours of the Insights chart, in order (the page's `swatch-s0` … `swatch-s7`).
 const PALETTE: [RGBColor; 8] = [
     RGBColor(79, 70, 229),
     RGBColor(217, 119, 6),
@@ -97,9 +92,10 @@ fn number_label(v: f64) -> String {
     }
 }
 
-/// The chart of a `stats … by bin()` result, or `None` when the result has no time column
-/// and numeric column to draw.
-pub fn bin_chart(columns: &[String], rows: &[Vec<String>]) -> Option<String> {
+/// The chart of a `stats … by bin()` result and its series names (colour `i` of [`PALETTE`]
+/// for name `i`; the page draws the legend), or `None` when the result has no time column and
+/// numeric column to draw.
+pub fn bin_chart(columns: &[String], rows: &[Vec<String>]) -> Option<(String, Vec<String>)> {
     if rows.is_empty() {
         return None;
     }
@@ -158,7 +154,8 @@ pub fn bin_chart(columns: &[String], rows: &[Vec<String>]) -> Option<String> {
     for (_, points) in &mut series {
         points.sort_by_key(|(t, _)| *t);
     }
-    lines(&series).ok()
+    let svg = lines(&series).ok()?;
+    Some((svg, series.into_iter().map(|(name, _)| name).collect()))
 }
 
 fn lines(series: &[(String, Vec<(i64, f64)>)]) -> Result<String, String> {
@@ -179,62 +176,40 @@ fn lines(series: &[(String, Vec<(i64, f64)>)]) -> Result<String, String> {
     let span = end - start;
     let x_axis: WithKeyPoints<_> = (start..end).with_key_points(ticks(start, end));
     let top = nice_top(peak);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin_top(16)
-            .margin_right(24)
-            .margin_left(8)
-            .margin_bottom(8)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d(x_axis, 0f64..top)
-            .map_err(|e| e.to_string())?;
-        let label_style = (FONT, 13).into_font().color(&LABEL);
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .bold_line_style(GRID.stroke_width(1))
-            .light_line_style(TRANSPARENT)
-            .axis_style(AXIS.stroke_width(1))
-            .y_labels(6)
-            .x_label_formatter(&|x| time_label(*x, span))
-            .y_label_formatter(&|v| number_label(*v))
-            .x_label_style(label_style.clone())
-            .y_label_style(label_style.clone())
-            .x_desc("time (UTC)")
-            .axis_desc_style(label_style.clone())
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for (i, (name, points)) in series.iter().enumerate() {
+    svg(WIDTH, HEIGHT, |root| {
+        let x_label = |x: &i64| time_label(*x, span);
+        let y_label = |v: &f64| number_label(*v);
+        let mut chart = frame(
+            root,
+            x_axis,
+            0f64..top,
+            &Axes {
+                x_desc: Some("time (UTC)"),
+                y_desc: None,
+                y_labels: 6,
+                x_label: &x_label,
+                y_label: &y_label,
+                x_area: 44,
+                y_area: 64,
+                grid_y: true,
+            },
+        )?;
+        // The legend is the page's (HTML): plotters sizes its box for its own font metrics,
+        // and the page's font overflowed it.
+        for (i, (_, points)) in series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             chart
                 .draw_series(LineSeries::new(
                     points.iter().copied(),
                     color.stroke_width(2),
                 ))
-                .map_err(|e| e.to_string())?
-                .label(name.clone())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
-                });
+                .map_err(|e| e.to_string())?;
             chart
                 .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
                 .map_err(|e| e.to_string())?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(GRID)
-            .label_font(label_style)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// A user's requests (bars) and interventions (accent bars) per `bucket_ms` in
@@ -252,36 +227,24 @@ pub fn activity(
     let peak = buckets.iter().map(|b| b.1).max().unwrap_or(0);
     let top = nice_top(peak as f64).max(5.0) as u64;
     let x_axis: WithKeyPoints<_> = (start..end).with_key_points(ticks(start, end));
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, 260)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin_top(12)
-            .margin_right(24)
-            .margin_left(8)
-            .margin_bottom(8)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            .build_cartesian_2d(x_axis, 0u64..top)
-            .map_err(|e| e.to_string())?;
-        let label_style = (FONT, 13).into_font().color(&LABEL);
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .bold_line_style(GRID.stroke_width(1))
-            .light_line_style(TRANSPARENT)
-            .axis_style(AXIS.stroke_width(1))
-            .y_labels(5)
-            .x_label_formatter(&|x| time_label(*x, span))
-            .y_label_formatter(&|v| v.to_string())
-            .x_label_style(label_style.clone())
-            .y_label_style(label_style.clone())
-            .x_desc("time (UTC)")
-            .y_desc("requests")
-            .axis_desc_style(label_style)
-            .draw()
-            .map_err(|e| e.to_string())?;
+    svg(WIDTH, 260, |root| {
+        let x_label = |x: &i64| time_label(*x, span);
+        let y_label = |v: &u64| v.to_string();
+        let mut chart = frame(
+            root,
+            x_axis,
+            0u64..top,
+            &Axes {
+                x_desc: Some("time (UTC)"),
+                y_desc: Some("requests"),
+                y_labels: 5,
+                x_label: &x_label,
+                y_label: &y_label,
+                x_area: 44,
+                y_area: 56,
+                grid_y: true,
+            },
+        )?;
         let gap = (bucket_ms / 8).max(1);
         let bar = |t: i64, v: u64, color: RGBColor| {
             Rectangle::new(
@@ -307,20 +270,10 @@ pub fn activity(
             )
             .map_err(|e| e.to_string())?;
         if peak == 0 {
-            let (w, h) = root.dim_in_pixel();
-            let style = TextStyle::from((FONT, 15).into_font())
-                .color(&AXIS)
-                .pos(Pos::new(HPos::Center, VPos::Center));
-            root.draw(&Text::new(
-                "No requests by this user in this range",
-                (w as i32 / 2 + 28, h as i32 / 2 - 16),
-                style,
-            ))
-            .map_err(|e| e.to_string())?;
+            empty_note(root, "No requests by this user in this range")?;
         }
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -349,14 +302,14 @@ mod tests {
                 ]
             })
             .collect();
-        let svg = bin_chart(&cols, &rows).unwrap();
+        let (svg, names) = bin_chart(&cols, &rows).unwrap();
+        assert_eq!(names, ["chat", "search"], "biggest total first");
         assert!(svg.starts_with("<svg"));
         assert_eq!(
             svg.matches("<circle").count(),
             12,
             "a point per bin and series"
         );
-        assert!(svg.contains("chat") && svg.contains("search"));
         assert!(svg.contains("time (UTC)"));
         assert!(!svg.contains("style="), "inline styles would break the CSP");
         // No time column: no chart.

@@ -552,6 +552,145 @@ mod tests {
         assert!(m.list("ana").is_empty());
     }
 
+    /// `CloudWatchInsights` on the wire-level CloudWatch Logs Insights fake (which runs the
+    /// query with the embedded engine over the events it is given), polling every few ms.
+    async fn cloudwatch(
+        options: e2e::insights_fake::FakeOptions,
+    ) -> (e2e::insights_fake::InsightsFake, QueryManager) {
+        use e2e::insights_fake::{FakeEvent, InsightsFake};
+        use gateway::aws::insights::{CloudWatchInsights, PollLimits};
+        let events = (0..30)
+            .map(|i| {
+                FakeEvent::audit(
+                    "/golden-path/gateway",
+                    &AuditEvent {
+                        timestamp: 1_700_000_000_000 + i * 1000,
+                        request_id: format!("req-{i}"),
+                        user_sub: format!("user-{}", i % 3),
+                        feature: "default".into(),
+                        status: 200,
+                        ..AuditEvent::default()
+                    },
+                )
+            })
+            .collect();
+        let fake = InsightsFake::start(events, options).await;
+        let aws: gateway::config::AwsConfig = serde_json::from_value(serde_json::json!({
+            "region": "us-east-1",
+            "endpoint_url": fake.base,
+            "vault_bucket": "unused",
+            "kms_key_id": "unused",
+            "log_group": "/golden-path/gateway",
+            "throttle_table": "unused",
+        }))
+        .unwrap();
+        let credentials = gateway::aws::StaticCredentials {
+            access_key_id: "testing".into(),
+            secret_access_key: gateway::config::Secret::new("testing"),
+        };
+        let sdk = gateway::aws::sdk_config(&aws, Some(&credentials)).await;
+        let backend = CloudWatchInsights::new(
+            gateway::aws::Clients::new(&sdk, &aws).logs,
+            vec![aws.log_group.clone()],
+        )
+        .with_limits(PollLimits {
+            first_poll: Duration::from_millis(5),
+            max_poll: Duration::from_millis(20),
+            ..PollLimits::default()
+        });
+        (
+            fake,
+            QueryManager::new(Arc::new(backend), Limits::default()),
+        )
+    }
+
+    #[tokio::test]
+    async fn runs_queries_on_cloudwatch_logs_insights_with_progress() {
+        let (fake, m) = cloudwatch(e2e::insights_fake::FakeOptions {
+            running_polls: 8,
+            ..Default::default()
+        })
+        .await;
+        let id = m
+            .start(
+                "ana",
+                "fields requestId | filter userSub = \"user-1\" | sort @timestamp desc",
+                TimeRange::from_secs(1_700_000_000, 1_700_000_019),
+            )
+            .unwrap();
+        let mut progress = Vec::new();
+        let done = loop {
+            let s = m.poll("ana", &id).unwrap();
+            if !matches!(s.status, QueryStatus::Scheduled | QueryStatus::Running) {
+                break s;
+            }
+            progress.push(s.scanned);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        assert_eq!(done.status, QueryStatus::Complete, "{:?}", done.error);
+        let rows = &done.results.unwrap().results;
+        let ids: Vec<&str> = rows
+            .iter()
+            .map(|r| {
+                assert!(r.iter().all(|f| f.field != "@ptr"), "{r:?}");
+                r[0].value.as_str()
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "req-19", "req-16", "req-13", "req-10", "req-7", "req-4", "req-1"
+            ]
+        );
+        assert!(
+            progress.iter().any(|n| (1..done.scanned).contains(n)),
+            "progress before the end: {progress:?} (final {})",
+            done.scanned
+        );
+        // What CloudWatch was asked: the manager's row bound, the range in seconds.
+        let start = &fake.bodies("StartQuery")[0];
+        assert_eq!(start["limit"], 10_000);
+        assert_eq!(
+            (&start["startTime"], &start["endTime"]),
+            (
+                &serde_json::json!(1_700_000_000),
+                &serde_json::json!(1_700_000_019)
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn stopping_a_cloudwatch_query_stops_it_there_and_the_quota_is_explained() {
+        let (fake, m) = cloudwatch(e2e::insights_fake::FakeOptions {
+            running_polls: 1_000_000,
+            max_concurrent: 1,
+            ..Default::default()
+        })
+        .await;
+        let first = m
+            .start("ana", "fields requestId", TimeRange::all())
+            .unwrap();
+        fake.wait_for("GetQueryResults", 1, Duration::from_secs(10))
+            .await;
+        // The account's only slot is taken: the second query fails with a reason to act on.
+        let second = m
+            .start("bob", "fields requestId", TimeRange::all())
+            .unwrap();
+        let s = wait_done(&m, "bob", &second).await;
+        assert_eq!(s.status, QueryStatus::Failed);
+        let error = s.error.unwrap();
+        assert!(error.contains("at once"), "{error}");
+        // Stop → StopQuery on CloudWatch for that query.
+        assert_eq!(m.stop("ana", &first), Some(true));
+        fake.wait_for("StopQuery", 1, Duration::from_secs(10)).await;
+        let stopped = fake.bodies("StopQuery")[0]["queryId"].clone();
+        assert_eq!(fake.status(stopped.as_str().unwrap()), Some("Cancelled"));
+        assert_eq!(
+            m.poll("ana", &first).unwrap().status,
+            QueryStatus::Cancelled
+        );
+    }
+
     #[test]
     fn store_failures_are_not_shown_verbatim() {
         let msg = failure_message(&InsightsError::Store("no audit database at /srv/x".into()));

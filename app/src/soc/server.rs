@@ -18,6 +18,7 @@ use super::api::{
     Access, InsightsData, Investigation, MAX_REASON, MAX_SHOWN_ROWS, MIN_REASON, Message,
     OpenedRecord, QueryView, SyntaxError, TimelineEntry, WINDOWS, insights_url, quote_string,
 };
+use super::highlight::Vocabulary;
 use super::queries::{Snapshot, StartError};
 use super::{Soc, chart, csv as csv_text};
 use crate::accounts::User;
@@ -235,6 +236,7 @@ pub async fn insights_page(
                 run: None,
                 notice: Some(e.to_string()),
                 range_label: String::new(),
+                vocabulary: Vocabulary::from_parser(),
             });
         }
     };
@@ -243,6 +245,7 @@ pub async fn insights_page(
         run: None,
         notice: None,
         range_label,
+        vocabulary: Vocabulary::from_parser(),
     };
     if id.is_empty() {
         if !query.trim().is_empty() && query.len() <= super::queries::MAX_QUERY_BYTES {
@@ -343,12 +346,12 @@ fn view_of(s: &Snapshot) -> QueryView {
         }
         None => (Vec::new(), Vec::new(), 0, 0),
     };
-    let chart_svg = match &s.results {
+    let (chart_svg, chart_legend) = match &s.results {
         Some(r) if s.query.to_ascii_lowercase().contains("bin(") => {
             let (c, all) = table(r, usize::MAX);
-            chart::bin_chart(&c, &all)
+            chart::bin_chart(&c, &all).map_or((None, Vec::new()), |(svg, names)| (Some(svg), names))
         }
-        _ => None,
+        _ => (None, Vec::new()),
     };
     QueryView {
         id: s.id.clone(),
@@ -362,6 +365,7 @@ fn view_of(s: &Snapshot) -> QueryView {
         total_rows,
         error: s.error.clone(),
         chart_svg,
+        chart_legend,
     }
 }
 
@@ -543,6 +547,7 @@ pub async fn investigate(
         truncated: requests > entries.len() as u64,
         entries,
         chart_svg,
+        opened: None,
     })
 }
 
@@ -582,6 +587,65 @@ fn valid_request_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// Whether `back` may be redirected to: an `/investigate` URL of printable ASCII (no other
+/// page, no other site, nothing a header cannot carry).
+fn investigate_url(back: &str) -> bool {
+    back.len() <= 2048
+        && (back == "/investigate" || back.starts_with("/investigate?"))
+        && back.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// After `open_record` answered a plain form post (no JavaScript): leave `result` for the page
+/// and redirect there with its one-time token (see [`super::handoff`]). Scripted calls get the
+/// result in the response as usual.
+pub fn hand_off_to_page(
+    console: &Console,
+    user: &User,
+    back: Option<&str>,
+    result: &Result<OpenedRecord, ApiError>,
+) {
+    let plain_form = use_context::<Parts>().is_some_and(|p| {
+        p.headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+    });
+    let Ok(soc) = soc(console) else {
+        return;
+    };
+    if !plain_form {
+        return;
+    }
+    let page = back
+        .filter(|b| investigate_url(b))
+        .unwrap_or("/investigate");
+    match soc
+        .handoff
+        .put(&user.name, result.clone(), gateway::now_ms())
+    {
+        Some(token) => {
+            let sep = if page.contains('?') { '&' } else { '?' };
+            leptos_axum::redirect(&format!("{page}{sep}shown={token}"));
+        }
+        None => tracing::error!("no random token for a record hand-off"),
+    }
+}
+
+/// What a plain form post left for `user` under `token`, taken once.
+pub fn handed_off(
+    console: &Console,
+    user: &User,
+    token: &str,
+) -> Option<Result<OpenedRecord, ApiError>> {
+    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+        res.insert_header(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    soc(console)
+        .ok()?
+        .handoff
+        .take(token, &user.name, gateway::now_ms())
 }
 
 /// The body of `open_record`: access event first, then decryption; the answer is `no-store`.
@@ -711,6 +775,23 @@ mod tests {
         assert_eq!(e.line_text, "| sort b desc desc");
         assert!(e.column > 1);
         assert!(syntax_error("fields a").is_none());
+    }
+
+    #[test]
+    fn only_investigation_pages_are_redirect_targets() {
+        assert!(investigate_url(
+            "/investigate?user=a%40b&range=24h&open=r-1"
+        ));
+        assert!(investigate_url("/investigate"));
+        for bad in [
+            "https://evil.example/investigate?",
+            "//evil.example",
+            "/investigatex",
+            "/investigate?user=a\r\nSet-Cookie:x",
+            "/insights?x",
+        ] {
+            assert!(!investigate_url(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -1,14 +1,20 @@
 //! The audit trail: one metadata event per request (DESIGN §5) and one access event per vault
 //! opening. Never prompt or response text, never a token, never a key.
 //!
-//! [`AuditStore`] is the trait both backends fill: [`sqlite`] on the embedded default
-//! (CloudWatch Logs in AWS comes later behind the same trait).
+//! [`AuditStore`] is the trait both backends fill: [`sqlite`] on the embedded default,
+//! CloudWatch Logs in AWS (`crate::aws::cloudwatch`). Everything the console reads from the
+//! audit trail goes through it; [`rollup`] owns the overview's usage summary.
 
 pub mod prompt_hash;
+pub mod rollup;
 pub mod sqlite;
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+
+pub use rollup::UsageSummary;
 
 /// One request's metadata, exactly the fields of DESIGN §5.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -69,6 +75,20 @@ pub struct MinuteCount {
     pub interventions: u64,
 }
 
+/// Which vault openings to list: since when, by whom, how many (newest first).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccessFilter {
+    /// Only openings at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Only openings by this actor (exact match).
+    pub actor: Option<String>,
+    /// Most openings returned.
+    pub limit: usize,
+}
+
+/// Most openings one [`AuditStore::access_log`] call returns, whatever the filter asks.
+pub const MAX_ACCESS_LOG: usize = 10_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("audit store failed: {0}")]
@@ -93,4 +113,23 @@ pub trait AuditStore: Send + Sync {
         since_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<MinuteCount>, AuditError>;
+    /// The overview's numbers for `[since_ms, until_ms)` widened to whole minutes
+    /// ([`rollup::whole_minutes`]), with at most `top` (≤ [`rollup::MAX_TOP`]) top users and
+    /// policies. Equal to [`rollup::UsageBuilder`] over the raw events of the range.
+    async fn usage(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        top: usize,
+    ) -> Result<UsageSummary, AuditError>;
+    /// Requests per feature with a timestamp in `[since_ms, until_ms)`; features without
+    /// requests are absent.
+    async fn requests_by_feature(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<BTreeMap<String, u64>, AuditError>;
+    /// Vault openings matching `filter`, newest first, at most `filter.limit` (capped at
+    /// [`MAX_ACCESS_LOG`]).
+    async fn access_log(&self, filter: &AccessFilter) -> Result<Vec<AccessEvent>, AuditError>;
 }

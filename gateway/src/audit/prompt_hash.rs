@@ -1,5 +1,11 @@
 //! `promptHash`: HMAC-SHA256 of the raw prompt keyed by a deployment secret, so the SOC can
 //! match identical prompts across events without the audit trail holding any prompt text.
+//!
+//! Where the key comes from: on the embedded default, `<data_dir>/keys/prompt-hash.key`
+//! ([`PromptHasher::load_or_create`]). On `backend = "aws"` with `aws.prompt_hash_key_id`, it is
+//! derived once at start-up from KMS (`crate::aws::kms::prompt_hash_secret`: `GenerateMac`,
+//! HMAC_SHA_256, over a fixed message, under an HMAC_256 KMS key), so every instance (every
+//! Lambda sandbox) hashes the same prompt the same way and no secret sits in configuration.
 
 use std::path::Path;
 

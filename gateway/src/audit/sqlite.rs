@@ -30,7 +30,14 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::{AccessEvent, AuditError, AuditEvent, AuditStore, MinuteCount};
+use std::collections::BTreeMap;
+
+use super::rollup::{
+    self, FeatureUsage, LATENCY_BUCKETS, LatencyHistogram, MAX_TOP, Ranked, UsageSummary,
+};
+use super::{
+    AccessEvent, AccessFilter, AuditError, AuditEvent, AuditStore, MAX_ACCESS_LOG, MinuteCount,
+};
 
 /// The most events committed in one transaction; the rest wait for the next one.
 pub const MAX_BATCH: usize = 512;
@@ -41,7 +48,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The schema this code writes (`PRAGMA user_version`). Version 2 added `log_events`
 /// (imported CloudWatch/audit exports for the Insights engine) and the covering index
 /// `audit_events_metrics`; opening a version-1 database creates both, nothing else changes.
-const SCHEMA_VERSION: i64 = 2;
+/// Version 3 added the overview's rollups ([`super::rollup::sqlite_schema`]: per minute and
+/// feature, per hour and user, per minute and policy), kept equal to `audit_events` by triggers
+/// in the same transaction as each insert; opening an older database builds them once.
+const SCHEMA_VERSION: i64 = 3;
+/// The first version with the rollups.
+const ROLLUP_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit_events (
@@ -388,6 +400,13 @@ impl AuditStore for SqliteAuditStore {
         since_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<MinuteCount>, AuditError> {
+        if since_ms.rem_euclid(60_000) == 0 && until_ms.rem_euclid(60_000) == 0 {
+            // Whole minutes: the rollup answers exactly, without touching the events.
+            return self
+                .usage(since_ms, until_ms, 0)
+                .await
+                .map(|usage| usage.minutes);
+        }
         self.read(move |conn| {
             // The covering index, named: after ANALYZE, SQLite's planner prefers a skip-scan
             // over (user_sub, timestamp), twice as slow at 1,000,000 events (server/benches/pages.rs).
@@ -415,6 +434,87 @@ impl AuditStore for SqliteAuditStore {
                 .map_err(|e| sql_err("count requests per minute", &e))?;
             rows.map(|row| row.map_err(|e| sql_err("count requests per minute", &e)))
                 .collect()
+        })
+        .await
+    }
+
+    async fn usage(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        top: usize,
+    ) -> Result<UsageSummary, AuditError> {
+        let (since_ms, until_ms) = rollup::whole_minutes(since_ms, until_ms);
+        self.read(move |conn| usage_from_rollups(conn, since_ms, until_ms, top))
+            .await
+    }
+
+    async fn requests_by_feature(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<BTreeMap<String, u64>, AuditError> {
+        self.read(move |conn| {
+            let err = |e: rusqlite::Error| sql_err("count requests by feature", &e);
+            // Whole minutes from the rollup, the edges from the events.
+            let ((m0, m1), [(a0, a1), (b0, b1)]) = split_range(since_ms, until_ms, 60_000);
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT feature, SUM(n) FROM (
+                         SELECT feature, requests AS n FROM audit_minutes
+                         WHERE minute >= ?1 AND minute < ?2
+                         UNION ALL
+                         SELECT feature, 1 FROM audit_events INDEXED BY audit_events_metrics
+                         WHERE timestamp >= ?3 AND timestamp < ?4
+                         UNION ALL
+                         SELECT feature, 1 FROM audit_events INDEXED BY audit_events_metrics
+                         WHERE timestamp >= ?5 AND timestamp < ?6)
+                     GROUP BY feature",
+                )
+                .map_err(err)?;
+            let rows = stmt
+                .query_map([m0, m1, a0, a1, b0, b1], |r| {
+                    Ok((r.get::<_, String>(0)?, count(r.get(1)?)))
+                })
+                .map_err(err)?;
+            let mut out = BTreeMap::new();
+            for row in rows {
+                let (feature, n) = row.map_err(err)?;
+                if n > 0 {
+                    out.insert(feature, n);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn access_log(&self, filter: &AccessFilter) -> Result<Vec<AccessEvent>, AuditError> {
+        let since = filter.since_ms.unwrap_or(i64::MIN);
+        let actor = filter.actor.clone();
+        let limit = i64::try_from(filter.limit.min(MAX_ACCESS_LOG)).unwrap_or(0);
+        self.read(move |conn| {
+            let err = |e: rusqlite::Error| sql_err("list access events", &e);
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT timestamp, actor, request_id, vault_key, reason, origin
+                     FROM access_events WHERE timestamp >= ?1 AND (?2 IS NULL OR actor = ?2)
+                     ORDER BY timestamp DESC, id DESC LIMIT ?3",
+                )
+                .map_err(err)?;
+            let rows = stmt
+                .query_map(params![since, actor, limit], |r| {
+                    Ok(AccessEvent {
+                        timestamp: r.get(0)?,
+                        actor: r.get(1)?,
+                        request_id: r.get(2)?,
+                        vault_key: r.get(3)?,
+                        reason: r.get(4)?,
+                        origin: r.get(5)?,
+                    })
+                })
+                .map_err(err)?;
+            rows.map(|r| r.map_err(err)).collect()
         })
         .await
     }
@@ -718,9 +818,205 @@ fn configure_writer(conn: &Connection, durability: Durability) -> Result<(), Aud
     }
     conn.execute_batch(SCHEMA)
         .map_err(|e| sql_err("create audit schema", &e))?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(|e| sql_err("set schema version", &e))?;
+    // The rollups, their triggers and (for an older database) their first fill, all in one
+    // transaction: no event can be inserted between the fill and the triggers.
+    let backfill = if version < ROLLUP_VERSION {
+        rollup::sqlite_backfill()
+    } else {
+        String::new()
+    };
+    let started = std::time::Instant::now();
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {} {backfill} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+        rollup::sqlite_schema()
+    ))
+    .map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        sql_err("create audit rollups", &e)
+    })?;
+    if version > 0 && version < ROLLUP_VERSION {
+        tracing::info!(
+            from = version,
+            ms = started.elapsed().as_millis() as u64,
+            "audit database migrated: rollups built"
+        );
+    }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads of the rollups.
+
+/// `ceil(a / b)` for `b > 0`.
+fn div_ceil(a: i64, b: i64) -> i64 {
+    a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
+}
+
+/// Split `[since_ms, until_ms)` into whole `unit`s in the middle (as unit numbers
+/// `[first, end)`, possibly empty) and the raw edges before and after them (ms ranges, possibly
+/// empty). Together they cover the range exactly once.
+fn split_range(since_ms: i64, until_ms: i64, unit: i64) -> ((i64, i64), [(i64, i64); 2]) {
+    let first = div_ceil(since_ms, unit);
+    let end = until_ms.div_euclid(unit);
+    if first < end {
+        (
+            (first, end),
+            [
+                (since_ms, first.saturating_mul(unit)),
+                (end.saturating_mul(unit), until_ms),
+            ],
+        )
+    } else {
+        ((0, 0), [(since_ms, until_ms), (0, 0)])
+    }
+}
+
+fn count(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// The usage summary of whole minutes `[since_ms, until_ms)` from the rollups (plus raw events
+/// at the edges of whole hours, for the top users).
+fn usage_from_rollups(
+    conn: &Connection,
+    since_ms: i64,
+    until_ms: i64,
+    top: usize,
+) -> Result<UsageSummary, AuditError> {
+    let err = |e: rusqlite::Error| sql_err("read the usage rollups", &e);
+    let (first_minute, end_minute) = (since_ms.div_euclid(60_000), until_ms.div_euclid(60_000));
+    let columns = rollup::histogram_columns().join(", ");
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT minute, feature, requests, interventions, input_tokens, output_tokens,
+                    {columns}
+             FROM audit_minutes WHERE minute >= ?1 AND minute < ?2 ORDER BY minute"
+        ))
+        .map_err(err)?;
+    let mut minutes: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    let mut features: BTreeMap<String, FeatureUsage> = BTreeMap::new();
+    let mut latency = LatencyHistogram::default();
+    let mut rows = stmt.query([first_minute, end_minute]).map_err(err)?;
+    while let Some(r) = rows.next().map_err(err)? {
+        let minute: i64 = r.get(0).map_err(err)?;
+        let requests = count(r.get(2).map_err(err)?);
+        if requests == 0 {
+            continue;
+        }
+        let interventions = count(r.get(3).map_err(err)?);
+        let slot = minutes.entry(minute * 60_000).or_default();
+        slot.0 += requests;
+        slot.1 += interventions;
+        let feature: String = r.get(1).map_err(err)?;
+        let f = features
+            .entry(feature)
+            .or_insert_with_key(|k| FeatureUsage {
+                feature: k.clone(),
+                ..FeatureUsage::default()
+            });
+        f.requests += requests;
+        f.interventions += interventions;
+        f.input_tokens = f.input_tokens.saturating_add(count(r.get(4).map_err(err)?));
+        f.output_tokens = f
+            .output_tokens
+            .saturating_add(count(r.get(5).map_err(err)?));
+        for i in 0..LATENCY_BUCKETS {
+            latency.add_to_bucket(i, count(r.get(6 + i).map_err(err)?));
+        }
+    }
+    drop(rows);
+
+    let mut features: Vec<FeatureUsage> = features.into_values().collect();
+    rollup::sort_features(&mut features);
+    let limit = i64::try_from(top.min(MAX_TOP)).unwrap_or(0);
+    let ranked = |stmt: &mut rusqlite::CachedStatement<'_>,
+                  params: &[&dyn rusqlite::ToSql]|
+     -> Result<Vec<Ranked>, AuditError> {
+        let rows = stmt
+            .query_map(params, |r| {
+                Ok(Ranked {
+                    name: r.get(0)?,
+                    count: count(r.get(1)?),
+                })
+            })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    };
+    if limit == 0 {
+        return Ok(summary(
+            since_ms,
+            until_ms,
+            minutes,
+            features,
+            latency,
+            vec![],
+            vec![],
+        ));
+    }
+    let top_policies = ranked(
+        &mut conn
+            .prepare_cached(
+                "SELECT policy, SUM(hits) AS n FROM audit_minute_policies
+                 WHERE minute >= ?1 AND minute < ?2
+                 GROUP BY policy HAVING n > 0 ORDER BY n DESC, policy LIMIT ?3",
+            )
+            .map_err(err)?,
+        &[&first_minute, &end_minute, &limit],
+    )?;
+    let ((first_hour, end_hour), [(a0, a1), (b0, b1)]) = split_range(since_ms, until_ms, 3_600_000);
+    let top_users = ranked(
+        &mut conn
+            .prepare_cached(
+                "SELECT user_sub, SUM(n) AS total FROM (
+                     SELECT user_sub, requests AS n FROM audit_hour_users
+                     WHERE hour >= ?1 AND hour < ?2
+                     UNION ALL
+                     SELECT user_sub, 1 FROM audit_events INDEXED BY audit_events_metrics
+                     WHERE timestamp >= ?3 AND timestamp < ?4
+                     UNION ALL
+                     SELECT user_sub, 1 FROM audit_events INDEXED BY audit_events_metrics
+                     WHERE timestamp >= ?5 AND timestamp < ?6)
+                 GROUP BY user_sub HAVING total > 0 ORDER BY total DESC, user_sub LIMIT ?7",
+            )
+            .map_err(err)?,
+        &[&first_hour, &end_hour, &a0, &a1, &b0, &b1, &limit],
+    )?;
+    Ok(summary(
+        since_ms,
+        until_ms,
+        minutes,
+        features,
+        latency,
+        top_users,
+        top_policies,
+    ))
+}
+
+fn summary(
+    since_ms: i64,
+    until_ms: i64,
+    minutes: BTreeMap<i64, (u64, u64)>,
+    features: Vec<FeatureUsage>,
+    latency: LatencyHistogram,
+    top_users: Vec<Ranked>,
+    top_policies: Vec<Ranked>,
+) -> UsageSummary {
+    UsageSummary {
+        since_ms,
+        until_ms,
+        minutes: minutes
+            .into_iter()
+            .map(|(minute, (requests, interventions))| MinuteCount {
+                minute,
+                requests,
+                interventions,
+            })
+            .collect(),
+        features,
+        latency,
+        top_users,
+        top_policies,
+    }
 }
 
 struct ReadPool {
@@ -1016,6 +1312,230 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// Deterministic varied events over about three hours from `base`: several per minute,
+    /// features, users, latencies from 0 ms to past the last bucket, duplicate policies.
+    fn varied_events(base: i64, n: u64) -> Vec<AuditEvent> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let policies = ["pii:EMAIL", "pii:NAME", "topic:Investing", "word:darn"];
+        (0..n)
+            .map(|i| {
+                let r = next();
+                let mut e = event(
+                    &format!("req-{i}"),
+                    base + (r % (3 * 3_600_000)) as i64,
+                    if r % 4 == 0 { "INTERVENED" } else { "NONE" },
+                );
+                e.feature = ["chat", "search", "support"][(r >> 8) as usize % 3].into();
+                e.user_sub = format!("user-{}", (r >> 12) % 7);
+                e.latency_ms = match (r >> 16) % 5 {
+                    0 => 0,
+                    1 => (r >> 20) % 30,
+                    2 => (r >> 20) % 5_000,
+                    3 => 99_999 + (r >> 20) % 3,
+                    _ => (r >> 20) % 300_000,
+                };
+                e.input_tokens = (r >> 24) % 1_000;
+                e.output_tokens = (r >> 34) % 2_000;
+                e.policies = (0..(r >> 44) % 4)
+                    .map(|k| policies[((r >> (48 + k * 2)) % 4) as usize].to_string())
+                    .collect();
+                e
+            })
+            .collect()
+    }
+
+    fn reference(events: &[AuditEvent], since: i64, until: i64, top: usize) -> UsageSummary {
+        let mut b = rollup::UsageBuilder::new(since, until, top);
+        for e in events {
+            b.add(e);
+        }
+        b.finish()
+    }
+
+    /// The rollup answers exactly what the raw events say, for ranges on and off hour
+    /// boundaries, after deletes and updates too.
+    #[tokio::test]
+    async fn the_rollups_stay_equal_to_the_raw_events() {
+        let (dir, store) = store();
+        let base = 1_700_000_000_000 / 3_600_000 * 3_600_000;
+        let mut events = varied_events(base, 1_500);
+        for e in &events {
+            store.record(e).await.unwrap();
+        }
+        let ranges = [
+            (base - 60_000, base + 4 * 3_600_000),
+            (base + 17 * 60_000, base + 2 * 3_600_000 + 43 * 60_000),
+            (base + 3_600_000, base + 2 * 3_600_000),
+            (base + 5 * 60_000, base + 50 * 60_000),
+            (base + 61_234, base + 3_599_999),
+            (base + 120_000, base + 120_000),
+        ];
+        let check = |events: Vec<AuditEvent>| {
+            let store = &store;
+            async move {
+                for (since, until) in ranges {
+                    let got = store.usage(since, until, 5).await.unwrap();
+                    assert_eq!(got, reference(&events, since, until, 5), "{since}..{until}");
+                    let (s, u) = rollup::whole_minutes(since, until);
+                    assert_eq!(
+                        store.requests_per_minute(s, u).await.unwrap(),
+                        got.minutes,
+                        "{since}..{until}"
+                    );
+                    let mut by_feature = BTreeMap::new();
+                    for e in events
+                        .iter()
+                        .filter(|e| (since..until).contains(&e.timestamp))
+                    {
+                        *by_feature.entry(e.feature.clone()).or_insert(0u64) += 1;
+                    }
+                    assert_eq!(
+                        store.requests_by_feature(since, until).await.unwrap(),
+                        by_feature,
+                        "{since}..{until}"
+                    );
+                }
+            }
+        };
+        check(events.clone()).await;
+        let all = store.usage(base, base + 4 * 3_600_000, 50).await.unwrap();
+        assert_eq!(all.latency.total(), 1_500);
+        assert!(all.top_policies.len() == 4 && all.top_users.len() == 7);
+        assert!(all.latency.counts[0] > 0 && all.latency.counts[LATENCY_BUCKETS - 1] > 0);
+
+        // Events are write-once, but a delete or update by hand keeps the rollups exact too.
+        let conn = Connection::open(dir.path().join("nested/audit.db")).unwrap();
+        conn.execute_batch(
+            "DELETE FROM audit_events WHERE id % 5 = 0;
+             UPDATE audit_events SET feature = 'moved', latency_ms = 7, policies = 'not json'
+             WHERE id % 7 = 0;",
+        )
+        .unwrap();
+        let mut id = 0;
+        events.retain_mut(|e| {
+            id += 1;
+            if id % 7 == 0 {
+                e.feature = "moved".into();
+                e.latency_ms = 7;
+                e.policies.clear();
+            }
+            id % 5 != 0
+        });
+        check(events).await;
+        let empties: i64 = conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM audit_minutes WHERE requests = 0)
+                      + (SELECT COUNT(*) FROM audit_minute_policies WHERE hits = 0)
+                      + (SELECT COUNT(*) FROM audit_hour_users WHERE requests = 0)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(empties, 0);
+    }
+
+    #[test]
+    fn ranges_split_into_whole_units_and_edges_without_overflow() {
+        assert_eq!(
+            split_range(90_000, 250_000, 60_000),
+            ((2, 4), [(90_000, 120_000), (240_000, 250_000)])
+        );
+        assert_eq!(
+            split_range(60_000, 120_000, 60_000),
+            ((1, 2), [(60_000, 60_000), (120_000, 120_000)])
+        );
+        assert_eq!(
+            split_range(61_000, 119_000, 60_000),
+            ((0, 0), [(61_000, 119_000), (0, 0)])
+        );
+        let (whole, _) = split_range(i64::MIN, i64::MAX, 3_600_000);
+        assert!(whole.0 < whole.1);
+    }
+
+    #[tokio::test]
+    async fn an_older_database_gets_its_rollups_built_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let base = 1_700_000_000_000 / 3_600_000 * 3_600_000;
+        let events = varied_events(base, 400);
+        {
+            let store = SqliteAuditStore::open(&path).unwrap();
+            for e in &events {
+                store.record(e).await.unwrap();
+            }
+        }
+        // What a version-2 database looks like: no rollups, no triggers.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER audit_rollup_insert; DROP TRIGGER audit_rollup_delete;
+             DROP TRIGGER audit_rollup_update; DROP TABLE audit_minutes;
+             DROP TABLE audit_hour_users; DROP TABLE audit_minute_policies;
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteAuditStore::open(&path).unwrap();
+        let (since, until) = (base + 7 * 60_000, base + 3 * 3_600_000 - 60_000);
+        assert_eq!(
+            store.usage(since, until, 10).await.unwrap(),
+            reference(&events, since, until, 10)
+        );
+        // And the triggers work from then on.
+        let late = event("late", base + 30 * 60_000, "INTERVENED");
+        store.record(&late).await.unwrap();
+        let mut all = events.clone();
+        all.push(late);
+        assert_eq!(
+            store.usage(since, until, 10).await.unwrap(),
+            reference(&all, since, until, 10)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_access_log_is_newest_first_and_filtered() {
+        let (_dir, store) = store();
+        for (t, actor) in [(10, "alice"), (30, "bob"), (20, "alice"), (40, "alice")] {
+            store
+                .record_access(&AccessEvent {
+                    timestamp: t,
+                    actor: actor.into(),
+                    request_id: format!("req-{t}"),
+                    vault_key: "k".into(),
+                    reason: "incident".into(),
+                    origin: "console".into(),
+                })
+                .await
+                .unwrap();
+        }
+        let log = |since_ms: Option<i64>, actor: Option<&str>, limit: usize| {
+            let store = &store;
+            let filter = AccessFilter {
+                since_ms,
+                actor: actor.map(str::to_string),
+                limit,
+            };
+            async move {
+                store
+                    .access_log(&filter)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|a| a.timestamp)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(log(None, None, 10).await, [40, 30, 20, 10]);
+        assert_eq!(log(Some(20), Some("alice"), 10).await, [40, 20]);
+        assert_eq!(log(None, Some("alice"), 2).await, [40, 20]);
+        assert!(log(None, Some("nobody"), 10).await.is_empty());
     }
 
     #[tokio::test]

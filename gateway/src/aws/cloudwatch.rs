@@ -12,11 +12,12 @@
 //! Writing, `audit_sink = "stdout"` (on Lambda): one JSON line per event on stdout, flushed
 //! before `record` returns; the Lambda runtime ships stdout to the function's log group.
 //!
-//! Reading (`find`, `accesses`, `requests_per_minute`) uses FilterLogEvents over the group. The
+//! Reading (`find`, `accesses`, `requests_per_minute`, `usage`, `requests_by_feature`,
+//! `access_log`) uses FilterLogEvents over the group. The
 //! JSON filter pattern narrows the scan in AWS; every event is also checked here after parsing,
 //! because emulators (moto) ignore JSON patterns. Scans are bounded by [`MAX_SCAN_PAGES`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::ops::Range;
 
@@ -25,7 +26,11 @@ use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{describe, error_code};
-use crate::audit::{AccessEvent, AuditError, AuditEvent, AuditStore, MinuteCount};
+use crate::audit::rollup::{UsageBuilder, whole_minutes};
+use crate::audit::{
+    AccessEvent, AccessFilter, AuditError, AuditEvent, AuditStore, MAX_ACCESS_LOG, MinuteCount,
+    UsageSummary,
+};
 
 /// Most events in one PutLogEvents.
 pub const MAX_BATCH_EVENTS: usize = 10_000;
@@ -329,6 +334,90 @@ impl AuditStore for CloudWatchAudit {
             })
             .collect())
     }
+
+    async fn usage(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        top: usize,
+    ) -> Result<UsageSummary, AuditError> {
+        let (since_ms, until_ms) = whole_minutes(since_ms, until_ms);
+        let mut usage = UsageBuilder::new(since_ms, until_ms, top);
+        self.scan(
+            Some(&self.stream),
+            Some("{ $.requestId = * }"),
+            Some(since_ms),
+            Some(until_ms),
+            |m| {
+                if let Ok(e) = serde_json::from_str::<AuditEvent>(m)
+                    && !m.contains("\"eventType\"")
+                {
+                    usage.add(&e);
+                }
+                true
+            },
+        )
+        .await?;
+        Ok(usage.finish())
+    }
+
+    async fn requests_by_feature(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<BTreeMap<String, u64>, AuditError> {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        self.scan(
+            Some(&self.stream),
+            Some("{ $.requestId = * }"),
+            Some(since_ms),
+            Some(until_ms),
+            |m| {
+                if let Ok(e) = serde_json::from_str::<AuditEvent>(m)
+                    && !m.contains("\"eventType\"")
+                    && (since_ms..until_ms).contains(&e.timestamp)
+                {
+                    *counts.entry(e.feature).or_default() += 1;
+                }
+                true
+            },
+        )
+        .await?;
+        Ok(counts)
+    }
+
+    async fn access_log(&self, filter: &AccessFilter) -> Result<Vec<AccessEvent>, AuditError> {
+        let limit = filter.limit.min(MAX_ACCESS_LOG);
+        let mut newest: VecDeque<AccessEvent> = VecDeque::with_capacity(limit.min(1024));
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // The actor is matched here, never put into the filter pattern.
+        self.scan(
+            Some(&self.access_stream),
+            Some("{ $.eventType = \"vaultAccess\" }"),
+            filter.since_ms,
+            None,
+            |m| {
+                if let Ok(e) = serde_json::from_str::<AccessEventLine>(m)
+                    && e.event_type == "vaultAccess"
+                    && filter.since_ms.is_none_or(|s| e.event.timestamp >= s)
+                    && filter.actor.as_ref().is_none_or(|a| *a == e.event.actor)
+                {
+                    if newest.len() == limit {
+                        newest.pop_front();
+                    }
+                    newest.push_back(e.event);
+                }
+                true
+            },
+        )
+        .await?;
+        let mut out: Vec<AccessEvent> = newest.into();
+        // Newest first; CloudWatch returns events in time order, ties kept in arrival order.
+        out.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
+        Ok(out)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -490,6 +579,13 @@ async fn put_batch(
         .log_group_name(group)
         .log_stream_name(stream)
         .set_log_events(Some(events))
+        // No SDK retries: PutLogEvents is not idempotent, so a retry after a lost answer would
+        // log the batch twice. A failure goes to the spool, which checks before repeating it.
+        .customize()
+        .config_override(
+            aws_sdk_cloudwatchlogs::config::Config::builder()
+                .retry_config(aws_sdk_cloudwatchlogs::config::retry::RetryConfig::disabled()),
+        )
         .send()
         .await
         .map_err(|e| describe("CloudWatch PutLogEvents", &e))?;

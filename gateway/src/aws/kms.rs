@@ -25,8 +25,16 @@
 //! The stored `wrappedKey` is `"GPK1" || u16 BE blob length || KMS blob || nonce (12) ||
 //! AES-256-GCM(KEK, data key) (32) || tag (16)`; the envelope's `keyId` is `kms:<key ARN>`.
 //!
+//! **When KMS fails** (an error, throttling, or no answer within [`KMS_CALL_TIMEOUT`]), sealing
+//! fails fast with [`VaultError::Keys`] for the next [`KMS_RETRY_AFTER`] instead of making every
+//! request wait for its own timeout; the spool (`super::spool`) then wraps the record's data key
+//! locally and re-wraps it here ([`KmsKeys::wrap_data_key`]) once KMS answers again.
+//!
 //! [`KmsApi`] is the narrow trait over the two KMS calls, implemented for the SDK client by
 //! [`SdkKms`]; [`CountingKms`] wraps any implementation and counts calls (tests and metrics).
+//!
+//! [`prompt_hash_secret`] derives the deployment's `promptHash` key from an HMAC_256 KMS key
+//! with `GenerateMac`, so every instance hashes alike without a secret in configuration.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -53,6 +61,14 @@ const MAX_BLOB_LEN: usize = 4096;
 pub const MAX_CACHED_KEKS: usize = 256;
 /// The `purpose` entry of every KEK's KMS encryption context.
 pub const KEK_PURPOSE: &str = "golden-path-vault-kek";
+/// Longest wait for one KMS `GenerateDataKey` on the request path.
+pub const KMS_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for another request's pending `GenerateDataKey` before giving up on KMS.
+pub const SEALING_LOCK_WAIT: Duration = Duration::from_secs(1);
+/// After a failed `GenerateDataKey`, how long sealing skips KMS (fails fast) before trying again.
+pub const KMS_RETRY_AFTER: Duration = Duration::from_secs(3);
+/// The fixed message whose `GenerateMac` under `aws.prompt_hash_key_id` is the prompt-hash key.
+pub const PROMPT_HASH_MAC_MESSAGE: &[u8] = b"golden-path/prompt-hash/v1";
 
 /// The two KMS operations the vault needs.
 #[async_trait]
@@ -239,6 +255,8 @@ pub struct KmsKeys {
     sealing: tokio::sync::Mutex<HashMap<String, SealingKek>>,
     opening: Mutex<HashMap<(Vec<u8>, String), OpeningKek>>,
     rng: SystemRandom,
+    /// Until when sealing skips KMS after a failure.
+    paused_until: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for KmsKeys {
@@ -271,7 +289,48 @@ impl KmsKeys {
             sealing: tokio::sync::Mutex::new(HashMap::new()),
             opening: Mutex::new(HashMap::new()),
             rng: SystemRandom::new(),
+            paused_until: Mutex::new(None),
         }
+    }
+
+    /// Wrap an existing data key for `context` under a KMS-issued KEK (the spool's re-wrap of
+    /// a record sealed while KMS was unavailable). Returns (wrapped key, key id).
+    pub async fn wrap_data_key(
+        &self,
+        context: &EncryptionContext,
+        data_key: &[u8; KEY_LEN],
+    ) -> Result<(Vec<u8>, String), VaultError> {
+        // Not on a request path: wait out another caller's pending KMS call.
+        self.wrap_under_kek(context, data_key, KMS_CALL_TIMEOUT + SEALING_LOCK_WAIT)
+            .await
+    }
+
+    /// Whether a recent KMS failure makes sealing skip KMS for now.
+    pub fn paused(&self) -> bool {
+        lock(&self.paused_until).is_some_and(|until| Instant::now() < until)
+    }
+
+    /// `GenerateDataKey` for a feature's KEK, bounded in time, failing fast while paused.
+    async fn new_kek(
+        &self,
+        feature: &str,
+    ) -> Result<(Zeroizing<[u8; KEY_LEN]>, Vec<u8>, String), VaultError> {
+        if self.paused() {
+            return Err(VaultError::Keys(
+                "KMS unavailable (recent failure); not retried yet".into(),
+            ));
+        }
+        let context = kek_context(feature);
+        let call = self.kms.generate_data_key(&self.key_id, &context);
+        let result = match tokio::time::timeout(KMS_CALL_TIMEOUT, call).await {
+            Ok(result) => result,
+            Err(_) => Err(VaultError::Keys("KMS GenerateDataKey timed out".into())),
+        };
+        *lock(&self.paused_until) = match &result {
+            Ok(_) => None,
+            Err(_) => Some(Instant::now() + KMS_RETRY_AFTER),
+        };
+        result
     }
 
     fn fresh(&self, created: Instant, uses: u64) -> bool {
@@ -284,18 +343,20 @@ impl KmsKeys {
         &self,
         context: &EncryptionContext,
         data_key: &[u8; KEY_LEN],
+        lock_wait: Duration,
     ) -> Result<(Vec<u8>, String), VaultError> {
         // Held across the KMS call on purpose: concurrent requests of one feature wait for one
-        // GenerateDataKey instead of each making their own.
-        let mut cache = self.sealing.lock().await;
+        // GenerateDataKey instead of each making their own; but not for longer than
+        // SEALING_LOCK_WAIT on the request path, so a hanging KMS call stalls one request, not
+        // all of them.
+        let mut cache = tokio::time::timeout(lock_wait, self.sealing.lock())
+            .await
+            .map_err(|_| VaultError::Keys("KMS slow: a key request is still pending".into()))?;
         let usable = cache
             .get(&context.feature)
             .is_some_and(|k| self.fresh(k.created, k.uses));
         if !usable {
-            let (plain, blob, arn) = self
-                .kms
-                .generate_data_key(&self.key_id, &kek_context(&context.feature))
-                .await?;
+            let (plain, blob, arn) = self.new_kek(&context.feature).await?;
             if blob.len() > MAX_BLOB_LEN {
                 return Err(VaultError::Keys("KMS ciphertext blob too large".into()));
             }
@@ -441,7 +502,9 @@ impl KeyProvider for KmsKeys {
         self.rng
             .fill(plaintext.as_mut_slice())
             .map_err(|_| VaultError::Keys("system random number generator failed".into()))?;
-        let (wrapped, key_id) = self.wrap_under_kek(context, &plaintext).await?;
+        let (wrapped, key_id) = self
+            .wrap_under_kek(context, &plaintext, SEALING_LOCK_WAIT)
+            .await?;
         Ok(DataKey {
             plaintext,
             wrapped,
@@ -471,6 +534,49 @@ impl KeyProvider for KmsKeys {
             .map_err(|_| VaultError::Decrypt)?;
         to_key(opened)
     }
+}
+
+/// The `promptHash` key: `GenerateMac(HMAC_SHA_256, PROMPT_HASH_MAC_MESSAGE)` under `key_id`,
+/// an HMAC_256 KMS key. The same on every instance; fails with a message naming the problem
+/// (missing key, wrong key type, no permission) and never the MAC.
+pub async fn prompt_hash_secret(
+    client: &aws_sdk_kms::Client,
+    key_id: &str,
+) -> Result<Zeroizing<Vec<u8>>, String> {
+    use aws_sdk_kms::types::MacAlgorithmSpec;
+    let what = format!("aws.prompt_hash_key_id {key_id:?}");
+    let out = client
+        .generate_mac()
+        .key_id(key_id)
+        .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+        .message(Blob::new(PROMPT_HASH_MAC_MESSAGE))
+        .send()
+        .await
+        .map_err(|e| match super::error_code(&e) {
+            Some("NotFoundException") => format!("{what}: no such KMS key"),
+            Some("InvalidKeyUsageException" | "UnsupportedOperationException") => format!(
+                "{what} is not an HMAC_256 KMS key with key usage GENERATE_VERIFY_MAC \
+                 (create it with KeySpec HMAC_256)"
+            ),
+            Some("DisabledException" | "KMSInvalidStateException") => {
+                format!("{what}: the KMS key is disabled or pending deletion")
+            }
+            Some("AccessDeniedException") => {
+                format!("{what}: the gateway's role lacks kms:GenerateMac on this key")
+            }
+            _ => format!("{what}: {}", super::describe("KMS GenerateMac", &e)),
+        })?;
+    let mac = out
+        .mac()
+        .ok_or_else(|| format!("{what}: KMS GenerateMac returned no MAC"))?
+        .as_ref();
+    if mac.len() != 32 {
+        return Err(format!(
+            "{what}: KMS GenerateMac returned {} bytes, expected the 32 of HMAC_SHA_256",
+            mac.len()
+        ));
+    }
+    Ok(Zeroizing::new(mac.to_vec()))
 }
 
 #[cfg(test)]

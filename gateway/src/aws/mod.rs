@@ -1,7 +1,9 @@
 //! The AWS data backends (DESIGN §7, `backend = "aws"`): the vault on S3 + KMS ([`s3`],
 //! [`kms`]), audit events on CloudWatch Logs ([`cloudwatch`]), and the shared throttle counters
-//! on DynamoDB (`crate::throttle::dynamo`), with a durable local [`spool`] in front of S3 and
-//! CloudWatch so a failing or throttling service does not lose an acknowledged record.
+//! on DynamoDB (`crate::throttle::dynamo`), with a durable local [`spool`] in front of S3, KMS
+//! and CloudWatch so a failing or throttling service does not lose an acknowledged record, and
+//! the `promptHash` key derived from a KMS HMAC key so every instance hashes alike.
+//! [`insights`] runs the SOC's Logs Insights queries on CloudWatch Logs Insights.
 //!
 //! This module owns the one place SDK clients are made ([`sdk_config`], [`Clients`]): the
 //! configured region, an optional endpoint override (an emulator such as moto in tests),
@@ -11,6 +13,9 @@
 //! `Throttle`), never `aws_sdk_*` types.
 
 pub mod cloudwatch;
+pub mod console_events;
+pub mod features;
+pub mod insights;
 pub mod kms;
 pub mod s3;
 pub mod spool;
@@ -73,16 +78,49 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// One client per service; `[aws.endpoints]` overrides `endpoint_url` per service.
     pub fn new(sdk: &SdkConfig, aws: &AwsConfig) -> Clients {
+        let e = &aws.endpoints;
+        let mut s3 = aws_sdk_s3::config::Builder::from(sdk);
         // Emulators serve buckets by path, not by virtual host.
-        let s3 = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(aws.endpoint_url.is_some())
-            .build();
+        s3.set_force_path_style(Some(aws.endpoint_url.is_some() || e.s3.is_some()));
+        if e.s3.is_some() {
+            s3.set_endpoint_url(e.s3.clone());
+        }
+        let mut kms = aws_sdk_kms::config::Builder::from(sdk);
+        if e.kms.is_some() {
+            kms.set_endpoint_url(e.kms.clone());
+        }
+        let mut logs = aws_sdk_cloudwatchlogs::config::Builder::from(sdk);
+        if e.logs.is_some() {
+            logs.set_endpoint_url(e.logs.clone());
+        }
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
+        if e.dynamodb.is_some() {
+            dynamodb.set_endpoint_url(e.dynamodb.clone());
+        }
+        // The throttle asks DynamoDB on every request and falls back to in-process counters
+        // when it cannot: an unreachable or hanging table must cost at most a couple of
+        // seconds per call, not the default 30 s with backoff.
+        dynamodb.set_timeout_config(Some(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(500))
+                .operation_attempt_timeout(Duration::from_millis(500))
+                .operation_timeout(Duration::from_secs(1))
+                .build(),
+        ));
+        dynamodb.set_retry_config(Some(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_millis(200)),
+        ));
+        let (s3, kms, logs, dynamodb) = (s3.build(), kms.build(), logs.build(), dynamodb.build());
         Clients {
             s3: aws_sdk_s3::Client::from_conf(s3),
-            kms: aws_sdk_kms::Client::new(sdk),
-            logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
-            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            kms: aws_sdk_kms::Client::from_conf(kms),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
         }
     }
 }
@@ -92,8 +130,11 @@ pub struct DataBackends {
     pub audit: Arc<dyn AuditStore>,
     pub vault: Vault,
     pub throttle: Arc<dyn Throttle>,
-    /// Where vault objects and audit events wait while S3 or CloudWatch is failing.
+    /// Where vault objects and audit events wait while S3, KMS or CloudWatch is failing.
     pub spool: Arc<spool::Spool>,
+    /// The `promptHash` key derived from `aws.prompt_hash_key_id` with KMS `GenerateMac`
+    /// (the same on every instance); `None` when that key is not configured.
+    pub prompt_hash_secret: Option<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 impl DataBackends {
@@ -115,6 +156,20 @@ impl DataBackends {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
+        let prompt_hash_secret = match &aws.prompt_hash_key_id {
+            Some(id) => Some(
+                kms::prompt_hash_secret(&clients.kms, id)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("prompt hash key: {e}"))?,
+            ),
+            None => {
+                tracing::warn!(
+                    "aws.prompt_hash_key_id is not set: prompt hashes use this instance's own \
+                     key and will not match across instances"
+                );
+                None
+            }
+        };
         let keys = kms::KmsKeys::new(
             kms::SdkKms(clients.kms.clone()),
             &aws.kms_key_id,
@@ -150,7 +205,7 @@ impl DataBackends {
         }
         spool.start_replayer(SPOOL_REPLAY_EVERY);
         let vault = Vault {
-            keys: Arc::new(keys),
+            keys: spool.keys(Arc::new(keys)),
             objects: spool.objects(),
             retention_days,
         };
@@ -164,6 +219,7 @@ impl DataBackends {
             vault,
             throttle: Arc::new(throttle),
             spool,
+            prompt_hash_secret,
         })
     }
 }

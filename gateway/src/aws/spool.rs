@@ -1,5 +1,5 @@
-//! The durable local spool: when S3 or CloudWatch Logs fails or throttles, a vault object or an
-//! audit/access event is written here instead, and the request is still acknowledged; a
+//! The durable local spool: when S3, KMS or CloudWatch Logs fails or throttles, a vault object
+//! or an audit/access event is written here instead, and the request is still acknowledged; a
 //! replayer delivers the spool to AWS in the order it was written, and [`Spool::backlog`] says
 //! how much is waiting (for `/readyz` and the console).
 //!
@@ -11,16 +11,44 @@
 //! Vault objects are already sealed envelopes; audit events never hold prompt text; the spool
 //! encrypts both anyway, since they name users.
 //!
-//! Replay stops at the first entry that still fails, so order is kept; it runs every few
-//! seconds while there is a backlog, and after restarts (the backlog is re-read from disk).
-//! DynamoDB needs no spool (the throttle falls back to in-process counters), and a KMS outage
-//! longer than a cached key's life fails the vault write: sealing needs a KMS key.
-//! On Lambda the data dir is the sandbox's `/tmp`: the spool survives between invocations of a
-//! sandbox but not its recycling, so there it narrows the loss window rather than closing it.
+//! **KMS outages.** The vault's key provider on AWS is [`Spool::keys`] in front of
+//! [`KmsKeys`]: when KMS cannot give a key-encryption key (an error, throttling, a timeout, or
+//! the KMS pause after a recent failure), the record is still sealed exactly as usual (AES-256-GCM
+//! under a fresh data key, the encryption context `{requestId, userSub, feature}` as AAD), but
+//! its data key is wrapped locally under the spool KEK (`<data_dir>/keys/spool-kek.key`,
+//! AES-256-GCM with the same context as AAD; key id [`LOCAL_KEY_ID`]). Such an envelope never
+//! goes to S3: it is spooled, and replay unwraps the data key locally, re-wraps it under a KMS
+//! KEK ([`KmsKeys::wrap_data_key`]) and puts the envelope to S3. The record's ciphertext is never
+//! decrypted on the way, no plaintext is written anywhere, and a record moved to another
+//! context fails both the local unwrap and the record's AEAD.
+//!
+//! **Order.** While the backlog is non-zero, new objects and events go straight to the spool
+//! (behind what is already waiting) instead of to AWS, so AWS receives everything in the order
+//! it was written, and a hanging service costs one timeout, not one per request. Replay takes
+//! the oldest entries in windows of [`REPLAY_WINDOW`], delivers a window concurrently (audit
+//! events of one window reach CloudWatch in order, as one batch), removes each delivered entry,
+//! and stops the pass at a window with a failure; it runs every few seconds while there is a
+//! backlog, back to back while it is making progress, and after restarts (the backlog is
+//! re-read from disk).
+//!
+//! **Exactly once.** S3 puts are write-once (`If-None-Match: *`; an existing object is an
+//! earlier attempt of the same put, see `super::s3`), so a replay that repeats a put is
+//! harmless. CloudWatch's PutLogEvents is not idempotent (and is sent without SDK retries for
+//! that reason), so an audit or access event that may have reached CloudWatch without an answer
+//! is looked up (`find` / `accesses`) before it is sent again: one spooled after a failed direct
+//! write (marked `attempted`), one whose replay failed in this process, and, after a restart,
+//! the first window (it may have been in flight when the previous process died). Entries
+//! spooled without an attempt (the backlog rule) need no lookup.
+//!
+//! DynamoDB needs no spool (the throttle falls back to in-process counters). A record is not
+//! openable (`vault open`) until its object has been delivered. On Lambda the data dir is the
+//! sandbox's `/tmp`: the spool survives between invocations of a sandbox but not its
+//! recycling, so there it narrows the loss window rather than closing it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,32 +59,71 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::audit::{AccessEvent, AuditError, AuditEvent, AuditStore, MinuteCount};
-use crate::vault::{ObjectStore, VaultError};
+use super::kms::KmsKeys;
+use crate::audit::{
+    AccessEvent, AccessFilter, AuditError, AuditEvent, AuditStore, MinuteCount, UsageSummary,
+};
+use crate::vault::envelope::Envelope;
+use crate::vault::local_keys::context_aad;
+use crate::vault::{DataKey, EncryptionContext, KeyProvider, ObjectStore, VaultError};
 
 /// The spool key's file name under `<data_dir>/keys/`.
 pub const KEY_FILE: &str = "spool.key";
+/// The spool KEK's file name under `<data_dir>/keys/`: wraps data keys while KMS is away.
+pub const KEK_FILE: &str = "spool-kek.key";
+/// The envelope key id of a data key wrapped under the spool KEK (never seen in S3).
+pub const LOCAL_KEY_ID: &str = "spool:local";
+/// Entries delivered concurrently in one replay step.
+pub const REPLAY_WINDOW: usize = 64;
+/// Longest wait for one direct S3 put before the object is spooled instead.
+pub const DIRECT_PUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The replayer's pause after a pass that delivered some entries and then failed.
+const RETRY_SOON: Duration = Duration::from_millis(250);
+/// Longest wait for one object put during replay.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest spool file read back.
 const MAX_ENTRY_BYTES: u64 = 96 * 1024 * 1024;
 const AAD_PREFIX: &str = "golden-path-spool-v1:";
+const KEK_AAD_PREFIX: &[u8] = b"golden-path-spool-kek-v1:";
+const KEY_LEN: usize = 32;
+const TAG_LEN: usize = 16;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 enum Entry {
+    /// A sealed envelope for S3.
     Object { key: String, bytes: String },
-    Audit { event: Box<AuditEvent> },
-    Access { event: AccessEvent },
+    /// A sealed envelope whose data key is wrapped under the spool KEK: re-wrap with KMS, then S3.
+    LocallyWrapped { key: String, bytes: String },
+    Audit {
+        event: Box<AuditEvent>,
+        /// A direct write was tried and failed (it may still have landed).
+        #[serde(default)]
+        attempted: bool,
+    },
+    Access {
+        event: AccessEvent,
+        #[serde(default)]
+        attempted: bool,
+    },
 }
 
 /// The spool and the AWS stores it stands in for.
 pub struct Spool {
     dir: PathBuf,
     key: LessSafeKey,
+    kek: LessSafeKey,
     objects: Arc<dyn ObjectStore>,
     audit: Arc<dyn AuditStore>,
+    /// The KMS key provider replay re-wraps locally wrapped data keys with ([`Spool::keys`]).
+    kms: OnceLock<Arc<KmsKeys>>,
     next: AtomicU64,
     backlog: AtomicU64,
     replaying: tokio::sync::Mutex<()>,
+    /// Entries whose delivery may have reached AWS without an answer: a failed replay attempt
+    /// in this process, or (after a restart) the first window, which may have been in flight
+    /// when the previous process died. Their audit events are looked up before being repeated.
+    uncertain: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
 impl std::fmt::Debug for Spool {
@@ -73,6 +140,15 @@ fn sequence_of(path: &Path) -> Option<u64> {
     name.strip_suffix(".rec")?.parse().ok()
 }
 
+fn aes_key(data_dir: &Path, file: &str) -> Result<LessSafeKey, String> {
+    let path = data_dir.join("keys").join(file);
+    let secret = crate::secret_file::load_or_create(&path, KEY_LEN)
+        .map_err(|e| format!("spool key {}: {e}", path.display()))?;
+    UnboundKey::new(&AES_256_GCM, &secret)
+        .map(LessSafeKey::new)
+        .map_err(|_| format!("spool key {} rejected by AES-256-GCM", path.display()))
+}
+
 impl Spool {
     /// Open (or create) `<data_dir>/spool` in front of `objects` and `audit`.
     pub fn open(
@@ -83,22 +159,26 @@ impl Spool {
         let dir = data_dir.join("spool");
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create the spool dir {}: {e}", dir.display()))?;
-        let key_path = data_dir.join("keys").join(KEY_FILE);
-        let secret = crate::secret_file::load_or_create(&key_path, 32)
-            .map_err(|e| format!("spool key {}: {e}", key_path.display()))?;
-        let key = UnboundKey::new(&AES_256_GCM, &secret)
-            .map(LessSafeKey::new)
-            .map_err(|_| "spool key rejected by AES-256-GCM".to_string())?;
+        let key = aes_key(data_dir, KEY_FILE)?;
+        let kek = aes_key(data_dir, KEK_FILE)?;
         let pending = list(&dir).map_err(|e| format!("cannot read the spool: {e}"))?;
         let next = pending.last().map_or(0, |(seq, _)| seq + 1);
+        let uncertain = pending
+            .iter()
+            .take(REPLAY_WINDOW)
+            .map(|(seq, _)| *seq)
+            .collect();
         Ok(Arc::new(Spool {
             dir,
             key,
+            kek,
             objects,
             audit,
+            kms: OnceLock::new(),
             next: AtomicU64::new(next),
             backlog: AtomicU64::new(pending.len() as u64),
             replaying: tokio::sync::Mutex::new(()),
+            uncertain: std::sync::Mutex::new(uncertain),
         }))
     }
 
@@ -117,58 +197,248 @@ impl Spool {
         Arc::new(SpooledAudit(self.clone()))
     }
 
-    /// Replay every `every` while the backlog is non-zero; stops when the spool is dropped.
+    /// The vault's key provider: `kms`, or the spool KEK while KMS is unavailable (see the
+    /// module doc). Replay re-wraps with the same `kms`; the first call's `kms` is kept.
+    pub fn keys(self: &Arc<Self>, kms: Arc<KmsKeys>) -> Arc<dyn KeyProvider> {
+        let kms = self.kms.get_or_init(|| kms).clone();
+        Arc::new(SpooledKeys {
+            spool: self.clone(),
+            kms,
+        })
+    }
+
+    /// Replay every `every` while the backlog is non-zero (back to back while entries are being
+    /// delivered); stops when the spool is dropped.
     pub fn start_replayer(self: &Arc<Self>, every: Duration) {
         let weak: Weak<Spool> = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(every).await;
-                let Some(spool) = weak.upgrade() else { return };
-                if spool.backlog() > 0
-                    && let Err(e) = spool.replay().await
-                {
-                    tracing::warn!(backlog = spool.backlog(), error = %e, "spool replay paused");
+                let (delivered, failed) = {
+                    let Some(spool) = weak.upgrade() else { return };
+                    if spool.backlog() == 0 {
+                        (0, false)
+                    } else {
+                        let (delivered, error) = spool.replay_pass().await;
+                        if let Some(e) = &error
+                            && delivered == 0
+                        {
+                            tracing::warn!(backlog = spool.backlog(), error = %e, "spool replay paused");
+                        }
+                        (delivered, error.is_some())
+                    }
+                };
+                match (delivered, failed) {
+                    (0, _) => tokio::time::sleep(every).await,
+                    // Progress, then a failure: most likely a passing one; retry soon.
+                    (_, true) => tokio::time::sleep(RETRY_SOON).await,
+                    (_, false) => {}
                 }
             }
         });
     }
 
-    /// Deliver spooled entries oldest first, stopping at the first that still fails; returns
-    /// how many were delivered.
+    /// Deliver spooled entries oldest first, a window at a time, stopping after the first
+    /// window with a failure; returns how many were delivered.
     pub async fn replay(&self) -> Result<u64, String> {
+        match self.replay_pass().await {
+            (delivered, None) => Ok(delivered),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// One replay pass: how many entries were delivered, and the error that stopped it.
+    async fn replay_pass(&self) -> (u64, Option<String>) {
+        let mut delivered = 0;
+        let result = self.replay_into(&mut delivered).await;
+        (delivered, result.err())
+    }
+
+    async fn replay_into(&self, delivered: &mut u64) -> Result<(), String> {
         let _one_at_a_time = self.replaying.lock().await;
         let dir = self.dir.clone();
         let pending = tokio::task::spawn_blocking(move || list(&dir))
             .await
             .map_err(|e| format!("spool listing failed: {e}"))?
             .map_err(|e| format!("cannot read the spool: {e}"))?;
-        let mut delivered = 0;
-        for (seq, path) in pending {
-            let entry = self.read(seq, &path)?;
-            let result = match &entry {
-                Entry::Object { key, bytes } => {
-                    let bytes = B64
-                        .decode(bytes)
-                        .map_err(|_| format!("spool entry {seq}: bad object bytes"))?;
-                    self.objects
-                        .put(key, bytes)
-                        .await
-                        .map_err(|e| e.to_string())
+        for window in pending.chunks(REPLAY_WINDOW) {
+            let mut entries = Vec::with_capacity(window.len());
+            for (seq, path) in window {
+                entries.push((*seq, path, self.read(*seq, path)?));
+            }
+            // Polled in order: the audit events of a window reach the writer in order.
+            let results = futures::future::join_all(
+                entries
+                    .iter()
+                    .map(|(seq, _, entry)| self.deliver(*seq, entry)),
+            )
+            .await;
+            let mut first_error = None;
+            for ((seq, path, _), result) in entries.iter().zip(results) {
+                match result {
+                    Ok(()) => {
+                        std::fs::remove_file(path).map_err(|e| {
+                            format!("cannot remove delivered spool entry {seq}: {e}")
+                        })?;
+                        self.uncertain_set().remove(seq);
+                        self.backlog.fetch_sub(1, Ordering::Relaxed);
+                        *delivered += 1;
+                    }
+                    Err(e) => {
+                        self.uncertain_set().insert(*seq);
+                        first_error.get_or_insert(e);
+                    }
                 }
-                Entry::Audit { event } => self.audit.record(event).await.map_err(|e| e.to_string()),
-                Entry::Access { event } => self
-                    .audit
+            }
+            if let Some(e) = first_error {
+                return Err(format!("not delivered yet: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn uncertain_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<u64>> {
+        match self.uncertain.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Deliver one entry. Object puts are bounded by [`REPLAY_TIMEOUT`] (a repeated put is
+    /// harmless); audit events are not, since the CloudWatch writer may still deliver an event
+    /// whose wait was abandoned; it answers within the SDK's own operation timeout.
+    async fn deliver(&self, seq: u64, entry: &Entry) -> Result<(), String> {
+        let not_yet = |e: String| format!("spool entry {seq}: {e}");
+        let uncertain = self.uncertain_set().contains(&seq);
+        match entry {
+            Entry::Object { key, bytes } => {
+                let bytes = B64
+                    .decode(bytes)
+                    .map_err(|_| not_yet("bad object bytes".into()))?;
+                bounded(self.objects.put(key, bytes)).await.map_err(not_yet)
+            }
+            Entry::LocallyWrapped { key, bytes } => {
+                let bytes = B64
+                    .decode(bytes)
+                    .map_err(|_| not_yet("bad object bytes".into()))?;
+                let bytes = self
+                    .rewrap_with_kms(&bytes)
+                    .await
+                    .map_err(|e| not_yet(e.to_string()))?;
+                bounded(self.objects.put(key, bytes)).await.map_err(not_yet)
+            }
+            Entry::Audit { event, attempted } => {
+                if (*attempted || uncertain)
+                    && let Some(found) = self
+                        .audit
+                        .find(&event.request_id)
+                        .await
+                        .map_err(|e| not_yet(e.to_string()))?
+                    && found.timestamp == event.timestamp
+                {
+                    tracing::debug!(seq, "spooled audit event had reached AWS; not repeated");
+                    return Ok(());
+                }
+                self.audit
+                    .record(event)
+                    .await
+                    .map_err(|e| not_yet(e.to_string()))
+            }
+            Entry::Access { event, attempted } => {
+                if (*attempted || uncertain)
+                    && self
+                        .audit
+                        .accesses(&event.request_id)
+                        .await
+                        .map_err(|e| not_yet(e.to_string()))?
+                        .contains(event)
+                {
+                    return Ok(());
+                }
+                self.audit
                     .record_access(event)
                     .await
-                    .map_err(|e| e.to_string()),
-            };
-            result.map_err(|e| format!("spool entry {seq} not delivered yet: {e}"))?;
-            std::fs::remove_file(&path)
-                .map_err(|e| format!("cannot remove delivered spool entry {seq}: {e}"))?;
-            self.backlog.fetch_sub(1, Ordering::Relaxed);
-            delivered += 1;
+                    .map_err(|e| not_yet(e.to_string()))
+            }
         }
-        Ok(delivered)
+    }
+
+    /// A locally wrapped envelope with its data key re-wrapped under a KMS KEK.
+    async fn rewrap_with_kms(&self, bytes: &[u8]) -> Result<Vec<u8>, VaultError> {
+        let kms = self.kms.get().ok_or_else(|| {
+            VaultError::Keys("no KMS key provider to re-wrap a spooled record with".into())
+        })?;
+        let mut envelope: Envelope = serde_json::from_slice(bytes)
+            .map_err(|_| VaultError::Malformed("spooled record is not an envelope".into()))?;
+        if envelope.key_id != LOCAL_KEY_ID {
+            return Err(VaultError::Malformed(
+                "spooled record is not locally wrapped".into(),
+            ));
+        }
+        let wrapped = B64
+            .decode(&envelope.wrapped_key)
+            .map_err(|_| VaultError::Malformed("wrappedKey is not valid base64".into()))?;
+        let data_key = self.unwrap_local(&wrapped, &envelope.encryption_context)?;
+        let (wrapped, key_id) = kms
+            .wrap_data_key(&envelope.encryption_context, &data_key)
+            .await?;
+        envelope.key_id = key_id;
+        envelope.wrapped_key = B64.encode(wrapped);
+        serde_json::to_vec(&envelope)
+            .map_err(|e| VaultError::Malformed(format!("cannot encode the envelope: {e}")))
+    }
+
+    /// A fresh data key wrapped under the spool KEK, bound to `context`.
+    fn wrap_local(&self, context: &EncryptionContext) -> Result<DataKey, VaultError> {
+        let rng = SystemRandom::new();
+        let rng_failed = || VaultError::Keys("system random number generator failed".into());
+        let mut plaintext = Zeroizing::new([0u8; KEY_LEN]);
+        rng.fill(plaintext.as_mut_slice())
+            .map_err(|_| rng_failed())?;
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill(&mut nonce).map_err(|_| rng_failed())?;
+        let aad = local_aad(context)?;
+        let mut sealed = Zeroizing::new(*plaintext);
+        let tag = self
+            .kek
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad.as_slice()),
+                sealed.as_mut_slice(),
+            )
+            .map_err(|_| VaultError::Keys("cannot wrap the data key".into()))?;
+        let mut wrapped = Vec::with_capacity(NONCE_LEN + KEY_LEN + TAG_LEN);
+        wrapped.extend_from_slice(&nonce);
+        wrapped.extend_from_slice(sealed.as_slice());
+        wrapped.extend_from_slice(tag.as_ref());
+        Ok(DataKey {
+            plaintext,
+            wrapped,
+            key_id: LOCAL_KEY_ID.to_string(),
+        })
+    }
+
+    fn unwrap_local(
+        &self,
+        wrapped: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Zeroizing<[u8; KEY_LEN]>, VaultError> {
+        if wrapped.len() != NONCE_LEN + KEY_LEN + TAG_LEN {
+            return Err(VaultError::Malformed(
+                "wrappedKey is not a spool-wrapped key".into(),
+            ));
+        }
+        let (nonce, sealed) = wrapped.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| VaultError::Malformed("wrappedKey nonce".into()))?;
+        let aad = local_aad(context)?;
+        let mut buf = Zeroizing::new(sealed.to_vec());
+        let opened = self
+            .kek
+            .open_in_place(nonce, Aad::from(aad.as_slice()), buf.as_mut_slice())
+            .map_err(|_| VaultError::Decrypt)?;
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        key.copy_from_slice(opened);
+        Ok(key)
     }
 
     fn read(&self, seq: u64, path: &Path) -> Result<Entry, String> {
@@ -227,6 +497,13 @@ impl Spool {
     }
 }
 
+/// The AAD of a data key wrapped under the spool KEK: a prefix and the record's context.
+fn local_aad(context: &EncryptionContext) -> Result<Vec<u8>, VaultError> {
+    let mut aad = KEK_AAD_PREFIX.to_vec();
+    aad.extend_from_slice(&context_aad(context)?);
+    Ok(aad)
+}
+
 fn list(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
@@ -248,24 +525,115 @@ fn write_durably(dir: &Path, seq: u64, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// An object put bounded by [`REPLAY_TIMEOUT`].
+async fn bounded(put: impl Future<Output = Result<(), VaultError>>) -> Result<(), String> {
+    match tokio::time::timeout(REPLAY_TIMEOUT, put).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("timed out".to_string()),
+    }
+}
+
+/// Whether `bytes` is an envelope whose data key is wrapped under the spool KEK.
+fn is_locally_wrapped(bytes: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct KeyId {
+        #[serde(rename = "keyId")]
+        key_id: String,
+    }
+    serde_json::from_slice::<KeyId>(bytes).is_ok_and(|k| k.key_id == LOCAL_KEY_ID)
+}
+
+struct SpooledKeys {
+    spool: Arc<Spool>,
+    kms: Arc<KmsKeys>,
+}
+
+/// When the "spooled locally" warning was last logged (ms): during an outage every record is
+/// spooled, and one line per [`LOG_EVERY_MS`] says so instead of one per record.
+static SPOOLING_LOGGED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+const LOG_EVERY_MS: i64 = 5_000;
+
+/// Whether a rate-limited warning may be logged now (and note that it was).
+fn log_now(last: &std::sync::atomic::AtomicI64) -> bool {
+    let now = crate::now_ms();
+    let prev = last.load(Ordering::Relaxed);
+    now.saturating_sub(prev) >= LOG_EVERY_MS
+        && last
+            .compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
+#[async_trait]
+impl KeyProvider for SpooledKeys {
+    async fn generate_data_key(&self, context: &EncryptionContext) -> Result<DataKey, VaultError> {
+        match self.kms.generate_data_key(context).await {
+            Ok(key) => Ok(key),
+            Err(VaultError::Keys(e)) => {
+                if log_now(&SPOOLING_LOGGED) {
+                    tracing::warn!(error = %e, "KMS unavailable; data key wrapped locally and the record spooled");
+                }
+                self.spool.wrap_local(context)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn decrypt_data_key(
+        &self,
+        wrapped: &[u8],
+        key_id: &str,
+        context: &EncryptionContext,
+    ) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+        if key_id == LOCAL_KEY_ID {
+            return self.spool.unwrap_local(wrapped, context);
+        }
+        self.kms.decrypt_data_key(wrapped, key_id, context).await
+    }
+}
+
 struct SpooledObjects(Arc<Spool>);
+
+impl SpooledObjects {
+    async fn spool(&self, entry: Entry) -> Result<(), VaultError> {
+        self.0.push(entry).await.map_err(VaultError::Storage)
+    }
+}
 
 #[async_trait]
 impl ObjectStore for SpooledObjects {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), VaultError> {
-        match self.0.objects.put(key, bytes.clone()).await {
-            Ok(()) => Ok(()),
-            Err(VaultError::Storage(e)) => {
-                tracing::warn!(error = %e, "vault store failed; record spooled locally");
-                self.0
-                    .push(Entry::Object {
-                        key: key.to_string(),
-                        bytes: B64.encode(&bytes),
-                    })
-                    .await
-                    .map_err(VaultError::Storage)
+        if is_locally_wrapped(&bytes) {
+            return self
+                .spool(Entry::LocallyWrapped {
+                    key: key.to_string(),
+                    bytes: B64.encode(&bytes),
+                })
+                .await;
+        }
+        let entry = |bytes: &[u8]| Entry::Object {
+            key: key.to_string(),
+            bytes: B64.encode(bytes),
+        };
+        if self.0.backlog() > 0 {
+            return self.spool(entry(&bytes)).await;
+        }
+        let direct =
+            tokio::time::timeout(DIRECT_PUT_TIMEOUT, self.0.objects.put(key, bytes.clone()));
+        match direct.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(VaultError::Storage(e))) => {
+                if log_now(&SPOOLING_LOGGED) {
+                    tracing::warn!(error = %e, "vault store failed; record spooled locally");
+                }
+                self.spool(entry(&bytes)).await
             }
-            Err(e) => Err(e),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                if log_now(&SPOOLING_LOGGED) {
+                    tracing::warn!("vault store timed out; record spooled locally");
+                }
+                self.spool(entry(&bytes)).await
+            }
         }
     }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, VaultError> {
@@ -281,30 +649,38 @@ struct SpooledAudit(Arc<Spool>);
 #[async_trait]
 impl AuditStore for SpooledAudit {
     async fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        let spooled = |attempted| Entry::Audit {
+            event: Box::new(event.clone()),
+            attempted,
+        };
+        if self.0.backlog() > 0 {
+            return self.0.push(spooled(false)).await.map_err(AuditError::Store);
+        }
         match self.0.audit.record(event).await {
             Ok(()) => Ok(()),
             Err(e) => {
-                tracing::warn!(error = %e, "audit store failed; event spooled locally");
-                self.0
-                    .push(Entry::Audit {
-                        event: Box::new(event.clone()),
-                    })
-                    .await
-                    .map_err(AuditError::Store)
+                if log_now(&SPOOLING_LOGGED) {
+                    tracing::warn!(error = %e, "audit store failed; event spooled locally");
+                }
+                self.0.push(spooled(true)).await.map_err(AuditError::Store)
             }
         }
     }
     async fn record_access(&self, event: &AccessEvent) -> Result<(), AuditError> {
+        let spooled = |attempted| Entry::Access {
+            event: event.clone(),
+            attempted,
+        };
+        if self.0.backlog() > 0 {
+            return self.0.push(spooled(false)).await.map_err(AuditError::Store);
+        }
         match self.0.audit.record_access(event).await {
             Ok(()) => Ok(()),
             Err(e) => {
-                tracing::warn!(error = %e, "audit store failed; access event spooled locally");
-                self.0
-                    .push(Entry::Access {
-                        event: event.clone(),
-                    })
-                    .await
-                    .map_err(AuditError::Store)
+                if log_now(&SPOOLING_LOGGED) {
+                    tracing::warn!(error = %e, "audit store failed; access event spooled locally");
+                }
+                self.0.push(spooled(true)).await.map_err(AuditError::Store)
             }
         }
     }
@@ -320,5 +696,225 @@ impl AuditStore for SpooledAudit {
         until_ms: i64,
     ) -> Result<Vec<MinuteCount>, AuditError> {
         self.0.audit.requests_per_minute(since_ms, until_ms).await
+    }
+    async fn usage(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        top: usize,
+    ) -> Result<UsageSummary, AuditError> {
+        self.0.audit.usage(since_ms, until_ms, top).await
+    }
+    async fn requests_by_feature(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<BTreeMap<String, u64>, AuditError> {
+        self.0.audit.requests_by_feature(since_ms, until_ms).await
+    }
+    async fn access_log(&self, filter: &AccessFilter) -> Result<Vec<AccessEvent>, AuditError> {
+        self.0.audit.access_log(filter).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::audit::sqlite::SqliteAuditStore;
+    use crate::aws::kms::{CacheLimits, CountingKms, KMS_RETRY_AFTER, KmsApi};
+    use crate::vault::files::FileStore;
+    use crate::vault::{Vault, VaultRecord};
+
+    const SECRET: &str = "my card is 4111 1111 1111 1111";
+
+    /// A [`KmsApi`] that is a local AES key and can be switched off: enough to test the KMS
+    /// fallback without a network (the over-the-wire fault tests are in `tests/aws_faults.rs`).
+    struct SwitchableKms {
+        key: LessSafeKey,
+        down: AtomicBool,
+    }
+
+    #[async_trait]
+    impl KmsApi for SwitchableKms {
+        async fn generate_data_key(
+            &self,
+            _key_id: &str,
+            context: &BTreeMap<String, String>,
+        ) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>, String), VaultError> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(VaultError::Keys(
+                    "KMS GenerateDataKey failed: could not reach the service".into(),
+                ));
+            }
+            let mut key = Zeroizing::new([0u8; 32]);
+            SystemRandom::new().fill(key.as_mut_slice()).unwrap();
+            let mut nonce = [0u8; NONCE_LEN];
+            SystemRandom::new().fill(&mut nonce).unwrap();
+            let aad = serde_json::to_vec(context).unwrap();
+            let mut sealed = key.to_vec();
+            self.key
+                .seal_in_place_append_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(aad.as_slice()),
+                    &mut sealed,
+                )
+                .unwrap();
+            let mut blob = nonce.to_vec();
+            blob.extend_from_slice(&sealed);
+            Ok((key, blob, "arn:local".into()))
+        }
+        async fn decrypt(
+            &self,
+            _key_id: &str,
+            blob: &[u8],
+            context: &BTreeMap<String, String>,
+        ) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+            let (nonce, sealed) = blob.split_at(NONCE_LEN);
+            let aad = serde_json::to_vec(context).unwrap();
+            let mut buf = sealed.to_vec();
+            let plain = self
+                .key
+                .open_in_place(
+                    Nonce::try_assume_unique_for_key(nonce).unwrap(),
+                    Aad::from(aad.as_slice()),
+                    &mut buf,
+                )
+                .map_err(|_| VaultError::Decrypt)?;
+            let mut key = Zeroizing::new([0u8; 32]);
+            key.copy_from_slice(plain);
+            Ok(key)
+        }
+    }
+
+    fn record(request_id: &str) -> VaultRecord {
+        VaultRecord {
+            request_id: request_id.into(),
+            timestamp: crate::now_ms(),
+            user_sub: "alice".into(),
+            feature: "support-bot".into(),
+            model: "m".into(),
+            model_alias: "fast".into(),
+            raw_prompt: json!([{"role": "user", "content": SECRET}]),
+            ..VaultRecord::default()
+        }
+    }
+
+    fn spool_bytes(dir: &Path) -> Vec<Vec<u8>> {
+        std::fs::read_dir(dir.join("spool"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_kms_outage_spools_sealed_records_and_replay_rewraps_them_with_kms() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(FileStore::new(dir.path().join("s3")));
+        let audit = Arc::new(SqliteAuditStore::open(&dir.path().join("audit.db")).unwrap());
+        let spool = Spool::open(dir.path(), store.clone(), audit).unwrap();
+        let kms = Arc::new(CountingKms::new(SwitchableKms {
+            key: LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[9u8; 32]).unwrap()),
+            down: AtomicBool::new(true),
+        }));
+        let limits = CacheLimits {
+            max_age: Duration::from_secs(60),
+            max_uses: 100,
+        };
+        let vault = Vault {
+            keys: spool.keys(Arc::new(KmsKeys::new(kms.clone(), "k", limits))),
+            objects: spool.objects(),
+            retention_days: 90,
+        };
+
+        // KMS is down: both puts are acknowledged, spooled, and nothing reaches the store.
+        let (a, b) = (record("req-a"), record("req-b"));
+        let key_a = vault.put(&a).await.unwrap();
+        let key_b = vault.put(&b).await.unwrap();
+        assert_eq!(spool.backlog(), 2);
+        // The second put did not wait for KMS: it is paused after the first failure.
+        assert_eq!(kms.generate_calls(), 1);
+        assert!(store.get(&key_a).await.unwrap().is_none());
+        for bytes in spool_bytes(dir.path()) {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains("4111") && !text.contains("req-a") && !text.contains("alice"));
+        }
+        // Still down: replay delivers nothing and loses nothing.
+        assert!(spool.replay().await.is_err());
+        assert_eq!(spool.backlog(), 2);
+        assert!(store.get(&key_a).await.unwrap().is_none());
+
+        // KMS is back (after the pause): replay re-wraps with KMS and stores, in order.
+        kms.inner.down.store(false, Ordering::Relaxed);
+        tokio::time::sleep(KMS_RETRY_AFTER + Duration::from_millis(100)).await;
+        assert_eq!(spool.replay().await.unwrap(), 2);
+        assert_eq!(spool.backlog(), 0);
+        for (key, rec) in [(&key_a, &a), (&key_b, &b)] {
+            let bytes = store.get(key).await.unwrap().unwrap();
+            let envelope: Envelope = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(envelope.key_id, "kms:arn:local");
+            assert!(!String::from_utf8_lossy(&bytes).contains("4111"));
+            assert_eq!(&vault.open(key).await.unwrap(), rec);
+        }
+        // Later records go straight through KMS to the store.
+        let c = record("req-c");
+        let key_c = vault.put(&c).await.unwrap();
+        assert_eq!(spool.backlog(), 0);
+        assert_eq!(vault.open(&key_c).await.unwrap(), c);
+    }
+
+    #[tokio::test]
+    async fn a_locally_wrapped_key_is_bound_to_its_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(FileStore::new(dir.path().join("s3")));
+        let audit = Arc::new(SqliteAuditStore::open(&dir.path().join("audit.db")).unwrap());
+        let spool = Spool::open(dir.path(), store, audit).unwrap();
+        let context = EncryptionContext {
+            request_id: "r1".into(),
+            user_sub: "alice".into(),
+            feature: "f".into(),
+        };
+        let key = spool.wrap_local(&context).unwrap();
+        assert_eq!(key.key_id, LOCAL_KEY_ID);
+        let opened = spool.unwrap_local(&key.wrapped, &context).unwrap();
+        assert_eq!(*opened, *key.plaintext);
+        for moved in [
+            EncryptionContext {
+                request_id: "r2".into(),
+                ..context.clone()
+            },
+            EncryptionContext {
+                user_sub: "mallory".into(),
+                ..context.clone()
+            },
+            EncryptionContext {
+                feature: "g".into(),
+                ..context.clone()
+            },
+        ] {
+            assert!(matches!(
+                spool.unwrap_local(&key.wrapped, &moved),
+                Err(VaultError::Decrypt)
+            ));
+        }
+        assert!(matches!(
+            spool.unwrap_local(&key.wrapped[..20], &context),
+            Err(VaultError::Malformed(_))
+        ));
+        // The spool KEK survives a restart (same data dir): records spooled before a crash
+        // can still be re-wrapped.
+        let again = Spool::open(
+            dir.path(),
+            Arc::new(FileStore::new(dir.path().join("s3"))),
+            Arc::new(SqliteAuditStore::open(&dir.path().join("audit.db")).unwrap()),
+        )
+        .unwrap();
+        assert_eq!(
+            *again.unwrap_local(&key.wrapped, &context).unwrap(),
+            *key.plaintext
+        );
     }
 }

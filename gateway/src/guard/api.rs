@@ -8,7 +8,8 @@
 //! | `GET /guardrails/{id}` | GetGuardrail (`guardrailVersion`, default DRAFT) |
 //! | `PUT /guardrails/{id}` | UpdateGuardrail (202) |
 //! | `POST /guardrails/{id}` | CreateGuardrailVersion (202) |
-//! | `DELETE /guardrails/{id}` | DeleteGuardrail (`guardrailVersion`) (202) |
+//! | `DELETE /guardrails/{id}` | DeleteGuardrail (`guardrailVersion`) (202); refused with
+//! `ResourceInUseException` while a feature pins it (configuration or console override) |
 //! | `POST /guardrail/{id}/version/{v}/apply` | ApplyGuardrail (Bedrock Runtime) |
 //!
 //! Every request is SigV4-verified ([`sigv4`](super::sigv4)) against locally issued access
@@ -30,6 +31,7 @@ use super::GuardrailRef;
 use super::assess::ApplyGuardrailRequest;
 use super::policy::GuardrailPolicy;
 use super::registry::{Registry, RegistryError, parse_identifier, parse_version};
+use super::registry_api::check_unpinned;
 use super::sigv4;
 use crate::state::AppState;
 
@@ -111,7 +113,9 @@ fn registry(state: &AppState) -> &Registry {
     &state.registry
 }
 
-/// Verify the request's SigV4 signature; refusals are one 403 whatever the reason.
+/// Verify the request's SigV4 signature; refusals are one 403 whatever the reason. When the
+/// gateway's guardrails are Bedrock's, this service does not answer (it would be a second,
+/// different set of guardrails): every route says so.
 fn authenticate(
     state: &AppState,
     method: &Method,
@@ -119,6 +123,13 @@ fn authenticate(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), AwsError> {
+    if state.config.bedrock_guardrails() {
+        return Err(AwsError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            "this gateway's guardrails are Bedrock's (aws.guardrails = \"bedrock\"): call Bedrock",
+        ));
+    }
     let now = time::OffsetDateTime::now_utc();
     let reg = registry(state);
     sigv4::verify(method, uri, headers, body, now, |id| {
@@ -282,6 +293,8 @@ async fn delete(
         Some(v) => parse_version(v, false)?,
         None => None,
     };
+    // Pinned by a feature, in the configuration or by a console override: refused.
+    check_unpinned(&id, version, &state.features.pins(&state.config))?;
     registry(&state).delete(&id, version)?;
     Ok(accepted(json!({})))
 }

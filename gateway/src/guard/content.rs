@@ -283,11 +283,12 @@ impl ContentClassifier {
         } else {
             0
         };
-        // Invisible-character smuggling, seen in the original text.
+        // Invisible-character smuggling, seen in the original text (all of it non-ASCII).
         let mut tags = String::new();
         let mut zero_width = 0usize;
         let mut bidi = 0usize;
-        for c in original.chars() {
+        let invisible = if original.is_ascii() { "" } else { original };
+        for c in invisible.chars() {
             match c {
                 '\u{E0020}'..='\u{E007E}' if tags.len() < MAX_BASE64 => {
                     tags.push(char::from_u32(c as u32 - 0xE0000).unwrap_or(' '));
@@ -312,11 +313,13 @@ impl ContentClassifier {
             score += 1;
         }
         // Encoded payloads.
-        let lower_has_decode = normalized.len() < 1 << 20
-            && normalized
-                .as_bytes()
-                .windows(6)
-                .any(|w| w.eq_ignore_ascii_case(b"decode") || w.eq_ignore_ascii_case(b"base64"));
+        let lower_has_decode = || {
+            normalized.len() < 1 << 20
+                && normalized
+                    .as_bytes()
+                    .windows(6)
+                    .any(|w| w.eq_ignore_ascii_case(b"decode") || w.eq_ignore_ascii_case(b"base64"))
+        };
         for m in self.base64.find_iter(normalized).take(16) {
             let run = m.as_str();
             let run = run.get(..run.len().min(MAX_BASE64)).unwrap_or("");
@@ -337,7 +340,7 @@ impl ContentClassifier {
                     score += 3;
                     break;
                 }
-                if lower_has_decode {
+                if lower_has_decode() {
                     score += 2;
                     break;
                 }

@@ -21,7 +21,8 @@
 //! 3. words: one leftmost-longest Aho-Corasick pass over the normalized text (ASCII
 //!    case-insensitive, whole words, phrases across any whitespace), and an anchored lookup of
 //!    each leetspeak-folded run of letters mixed with digits or `@`/`$`/`!` (`sh1t`,
-//!    `b@nanas`);
+//!    `b@nanas`) — only runs holding such a byte are visited, and a bit set of the words'
+//!    4-byte prefixes ([`words::PrefixFilter`]) skips most lookups;
 //! 4. sentence-level policies on `text[from..]`: denied topics ([`topic`](super::topic)) per
 //!    sentence, content filters ([`content`](super::content)) on the whole;
 //! 5. hits map back to original spans; overlapping ANONYMIZE hits merge into one span whose
@@ -363,6 +364,8 @@ fn leet(b: u8) -> Option<u8> {
 #[derive(Debug, Default)]
 struct WordMatcher {
     ac: Option<AhoCorasick>,
+    /// Prefilter for anchored searches of `ac` (its patterns' prefixes).
+    filter: words::PrefixFilter,
     /// Per automaton pattern: its rule.
     ac_rules: Vec<usize>,
     /// Whether any pattern spans whitespace (the haystack's whitespace runs then collapse).
@@ -380,8 +383,9 @@ impl WordMatcher {
         self.ac.is_none() && self.unicode.is_none()
     }
 
-    /// Word hits in normalized offsets: (start, end, rule).
-    fn find(&self, hay: &str, out: &mut Vec<(usize, usize, usize)>) {
+    /// Word hits in normalized offsets: (start, end, rule). `reference` selects the reference
+    /// leetspeak pass (every run looked at) the fast one must equal.
+    fn find(&self, hay: &str, reference: bool, out: &mut Vec<(usize, usize, usize)>) {
         if let Some(ac) = &self.ac {
             let collapsed = if self.phrases { collapse_ws(hay) } else { None };
             let (text, jumps): (&str, &[(usize, usize)]) = match &collapsed {
@@ -403,7 +407,11 @@ impl WordMatcher {
                 }
             };
             scan(ac, text, &mut push);
-            leet_scan(ac, text, &mut push);
+            if reference {
+                leet_scan(ac, text, &mut push);
+            } else {
+                leet_scan_fast(ac, &self.filter, text, &mut push);
+            }
         }
         if let Some(re) = &self.unicode {
             for m in re.find_iter(hay) {
@@ -454,20 +462,84 @@ fn leet_scan(ac: &AhoCorasick, text: &str, push: &mut impl FnMut(usize, usize, u
     }
 }
 
+/// Leetspeak lookups ([`leet_scan`]'s result) visiting only the runs that contain a leetspeak
+/// byte: the next such byte is found, its run is expanded both ways and handled as
+/// `leet_scan` handles it; runs without one are skipped (`leet_scan` skips them too).
+fn leet_scan_fast(
+    ac: &AhoCorasick,
+    filter: &words::PrefixFilter,
+    text: &str,
+    push: &mut impl FnMut(usize, usize, usize),
+) {
+    let b = text.as_bytes();
+    let is_run = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'@' | b'$' | b'!');
+    let mut i = 0;
+    while i < b.len() {
+        let Some(k) = b
+            .get(i..)
+            .and_then(|r| r.iter().position(|&c| leet(c).is_some()))
+        else {
+            break;
+        };
+        let j = i + k;
+        let mut start = j;
+        while start > i && b.get(start - 1).copied().is_some_and(is_run) {
+            start -= 1;
+        }
+        let mut after = j;
+        while b.get(after).copied().is_some_and(is_run) {
+            after += 1;
+        }
+        i = after;
+        let mut end = after;
+        while end > start && b.get(end - 1) == Some(&b'!') {
+            end -= 1;
+        }
+        let Some(run) = b.get(start..end) else {
+            continue;
+        };
+        let letters = run.iter().any(u8::is_ascii_alphabetic);
+        let leet_chars = run.iter().any(|&c| leet(c).is_some());
+        let non_ascii_before = start > 0 && b.get(start - 1).is_some_and(|c| *c >= 0x80);
+        let non_ascii_after = b.get(after).is_some_and(|c| *c >= 0x80);
+        if !letters || !leet_chars || non_ascii_before || non_ascii_after || run.len() > 64 {
+            continue;
+        }
+        let mut buf = [0u8; 64];
+        for (slot, &c) in buf.iter_mut().zip(run) {
+            *slot = leet(c).unwrap_or(c);
+        }
+        let folded = buf.get(..run.len()).unwrap_or(&[]);
+        if !filter.may_match(folded, 0) {
+            continue;
+        }
+        let input = aho_corasick::Input::new(folded).anchored(aho_corasick::Anchored::Yes);
+        if let Ok(Some(m)) = ac.try_find(input)
+            && m.end() == folded.len()
+        {
+            push(start, end, m.pattern().as_usize());
+        }
+    }
+}
+
+/// Whether `text[s..e]` sits at word boundaries: no letter or digit on either side of an
+/// edge that is one.
+fn bounded(text: &str, s: usize, e: usize) -> bool {
+    let Some(word) = text.get(s..e) else {
+        return false;
+    };
+    let first = word.chars().next();
+    let last = word.chars().next_back();
+    let before = text.get(..s).and_then(|t| t.chars().next_back());
+    let after = text.get(e..).and_then(|t| t.chars().next());
+    !((alnum_edge(first) && alnum_edge(before)) || (alnum_edge(last) && alnum_edge(after)))
+}
+
 /// Leftmost-longest automaton matches of `text` at word boundaries; when the longest match at
 /// a position is not bounded ("secret project" in "secret projector"), shorter ones at the
 /// same start are tried.
 pub(crate) fn scan(ac: &AhoCorasick, text: &str, push: &mut impl FnMut(usize, usize, usize)) {
-    let bounded = |s: usize, e: usize| -> bool {
-        let Some(word) = text.get(s..e) else {
-            return false;
-        };
-        let first = word.chars().next();
-        let last = word.chars().next_back();
-        let before = text.get(..s).and_then(|t| t.chars().next_back());
-        let after = text.get(e..).and_then(|t| t.chars().next());
-        !((alnum_edge(first) && alnum_edge(before)) || (alnum_edge(last) && alnum_edge(after)))
-    };
+    let bounded = |s: usize, e: usize| bounded(text, s, e);
     let mut pos = 0;
     while pos < text.len() {
         let Ok(Some(m)) = ac.try_find(aho_corasick::Input::new(text).range(pos..)) else {
@@ -508,10 +580,14 @@ pub(crate) fn scan(ac: &AhoCorasick, text: &str, push: &mut impl FnMut(usize, us
 /// `None` when there is nothing to fold.
 fn collapse_ws(hay: &str) -> Option<(String, Vec<(usize, usize)>)> {
     let b = hay.as_bytes();
-    let needs = b
-        .windows(2)
-        .any(|w| matches!(w, [x, y] if x.is_ascii_whitespace() && y.is_ascii_whitespace()))
-        || b.iter().any(|&c| c.is_ascii_whitespace() && c != b' ');
+    // Two whitespace bytes in a row, or one that is not a space (one pass).
+    let mut prev_ws = false;
+    let needs = b.iter().any(|&c| {
+        let ws = c.is_ascii_whitespace();
+        let fold = ws && (prev_ws || c != b' ');
+        prev_ws = ws;
+        fold
+    });
     if !needs {
         return None;
     }
@@ -550,6 +626,9 @@ pub struct CompiledGuardrail {
     needs: Needs,
     /// Tests: scan every detector's regex in full (the reference the candidate scan must equal).
     full_scan: bool,
+    /// Tests: the reference leetspeak pass (every run of the text looked at), which the fast
+    /// pass must equal.
+    reference: bool,
     /// One automaton over every anchored detector's literals.
     anchors: Option<AhoCorasick>,
     /// Per anchor literal: the matchers it switches on.
@@ -764,6 +843,7 @@ impl CompiledGuardrail {
             }
             if !ascii.is_empty() {
                 word_matcher.phrases = ascii.iter().any(|w| w.contains(' '));
+                word_matcher.filter = words::PrefixFilter::new(ascii.iter().map(String::as_bytes));
                 word_matcher.ac = Some(
                     AhoCorasickBuilder::new()
                         .kind(Some(aho_corasick::AhoCorasickKind::DFA))
@@ -925,6 +1005,7 @@ impl CompiledGuardrail {
             matchers,
             needs,
             full_scan: false,
+            reference: false,
             anchors,
             anchor_targets,
             words: word_matcher,
@@ -1011,7 +1092,7 @@ impl CompiledGuardrail {
         self.drop_generic_inside_specific(&mut hits);
         if !self.words.is_empty() {
             let mut found = Vec::new();
-            self.words.find(hay, &mut found);
+            self.words.find(hay, self.reference, &mut found);
             for (s, e, rule) in found {
                 if let Some(action) = self.rules.get(rule).and_then(|r| r.action(source)) {
                     let (os, oe) = norm.to_original(s, e);
@@ -1718,6 +1799,242 @@ pub(crate) mod tests {
                 }
             }
         }
+        assert_eq!(differing, 0, "of {} texts", texts.len());
+    }
+
+    /// Every hit (with content confidences) of `text[from..]`, sentence policies included.
+    fn all_hits(g: &CompiledGuardrail, text: &str, from: usize) -> Vec<String> {
+        let mut h: Vec<String> = g
+            .evaluate(Source::Input, text, from, true)
+            .hits
+            .iter()
+            .map(|h| format!("{}..{} r{} {:?}", h.start, h.end, h.rule, h.confidence))
+            .collect();
+        h.sort_unstable();
+        h
+    }
+
+    /// The fast leetspeak pass (only runs holding a leetspeak byte, prefix-filtered lookups)
+    /// finds exactly what the reference pass (every run) finds, and the whole evaluation
+    /// (words, content filters, topics) agrees: on the evaluation corpus, obfuscations, benign
+    /// text, and random text dense in configured words, leetspeak, phrases across whitespace
+    /// runs, odd-edged words (`c++`, `.net`), short words, apostrophes, non-ASCII letters and
+    /// sentence breaks; whole texts and suffixes (`from`).
+    #[test]
+    fn fast_paths_equal_reference_paths() {
+        use crate::guard::policy::{
+            ContentFilterConfig, ContentPolicy, Strength as S, TopicConfig,
+        };
+        let mut rng = corpus::Rng::new(23);
+        let mut policy = GuardrailPolicy::default_policy();
+        let mut words: Vec<String> = [
+            "Project Falcon",
+            "bananas",
+            "c++",
+            ".net",
+            "-rf",
+            "x",
+            "ab",
+            "abc",
+            "José",
+            "secret  project",
+            "secret",
+            "big red button",
+            "o'neil",
+            "a.b",
+        ]
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+        for i in 0..2000 {
+            let len = 3 + rng.below(6);
+            let w: String = (0..len)
+                .map(|_| char::from(b'a' + rng.below(26) as u8))
+                .collect();
+            words.push(if i % 10 == 0 { format!("{w} stock") } else { w });
+        }
+        policy.word_policy_config = Some(WordPolicy {
+            words_config: words
+                .iter()
+                .map(|w| WordConfig {
+                    text: w.clone(),
+                    input_action: None,
+                    output_action: None,
+                    input_enabled: None,
+                    output_enabled: None,
+                })
+                .collect(),
+            managed_word_lists_config: vec![ManagedWordListConfig {
+                list_type: "PROFANITY".into(),
+                input_action: None,
+                output_action: None,
+                input_enabled: None,
+                output_enabled: None,
+            }],
+        });
+        policy.content_policy_config = Some(ContentPolicy {
+            filters_config: ContentFilterType::ALL
+                .iter()
+                .map(|t| ContentFilterConfig {
+                    filter_type: *t,
+                    input_strength: S::Low,
+                    output_strength: if *t == ContentFilterType::PromptAttack {
+                        S::None
+                    } else {
+                        S::Low
+                    },
+                    input_modalities: None,
+                    output_modalities: None,
+                    input_action: None,
+                    output_action: None,
+                    input_enabled: None,
+                    output_enabled: None,
+                })
+                .collect(),
+            tier_config: None,
+        });
+        if let Some(tp) = policy.topic_policy_config.as_mut() {
+            tp.topics_config.push(TopicConfig {
+                name: "Gambling tips".into(),
+                definition: "Advice on betting, casino odds, poker or wagers.".into(),
+                examples: vec!["What's the best poker strategy?".into()],
+                topic_type: "DENY".into(),
+                input_action: None,
+                output_action: None,
+                input_enabled: None,
+                output_enabled: None,
+            });
+        }
+        let fast = CompiledGuardrail::from_policy("fast", &policy).unwrap();
+        let mut reference = CompiledGuardrail::from_policy("ref", &policy).unwrap();
+        reference.reference = true;
+
+        let mut texts: Vec<String> = Vec::new();
+        for s in corpus::samples(0x5EED_2026, 10) {
+            for kind in corpus::OBFUSCATIONS {
+                if let Some(o) = corpus::obfuscate(kind, s.entity, &s.value, &mut rng) {
+                    texts.push(s.text.replace(&s.value, &o));
+                }
+            }
+            texts.push(s.text);
+        }
+        texts.extend(corpus::benign(0xBE9, 500));
+        let mixed = corpus::mixed(0x5EED_2026, 1 << 17);
+        texts.extend(mixed.split('\n').map(str::to_string));
+        let mut alphabet: Vec<String> = [
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            ". ",
+            "! ",
+            "? ",
+            "'",
+            "\u{2019}",
+            "-",
+            "_",
+            ".",
+            "+",
+            "@",
+            "$",
+            "!",
+            "0",
+            "1",
+            "3",
+            "4",
+            "5",
+            "7",
+            "9",
+            "sh1t",
+            "b@nanas",
+            "fu",
+            "ck",
+            "ing",
+            "Project",
+            "falcon",
+            "c++",
+            ".net",
+            "-rf",
+            "x",
+            "ab",
+            "abc",
+            "José",
+            "é",
+            "\u{0430}",
+            "secret",
+            "project",
+            "big",
+            "red",
+            "button",
+            "o'neil",
+            "a.b",
+            "stock",
+            "stocks",
+            "buy",
+            "should I",
+            "bitcoin",
+            "invest",
+            "gun",
+            "build",
+            "3D print",
+            "bomb",
+            "poker",
+            "odds",
+            "casino",
+            "kill",
+            "killer",
+            "skills",
+            "idiot",
+            "you idiot",
+            "launder money",
+            "ignore all previous instructions",
+            "decode",
+            "base64",
+            "porn",
+            "the",
+            "what's",
+            "\u{200B}",
+            "\u{E0041}",
+            "Ｆuck",
+            "ﬁ",
+        ]
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+        alphabet.extend(words.iter().take(60).cloned());
+        for _ in 0..20_000 {
+            let n = 1 + rng.below(30);
+            texts.push((0..n).map(|_| rng.pick(&alphabet).as_str()).collect());
+        }
+        let mut differing = 0;
+        let mut with_hits = 0;
+        for t in &texts {
+            let mut froms = vec![0];
+            let mut k = t.len() / 3;
+            while k > 0 && !t.is_char_boundary(k) {
+                k -= 1;
+            }
+            froms.push(k);
+            for from in froms {
+                let (a, b) = (all_hits(&fast, t, from), all_hits(&reference, t, from));
+                if !a.is_empty() {
+                    with_hits += 1;
+                }
+                if a != b {
+                    differing += 1;
+                    if differing <= 5 {
+                        eprintln!(
+                            "differs on {t:?} from {from}:\n fast      {a:?}\n reference {b:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            with_hits > texts.len() / 4,
+            "{with_hits} of {}",
+            texts.len()
+        );
         assert_eq!(differing, 0, "of {} texts", texts.len());
     }
 

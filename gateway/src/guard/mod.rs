@@ -10,11 +10,14 @@
 //! (content filters, PROMPT_ATTACK), [`assess`] (ApplyGuardrail's response), [`stream`],
 //! [`registry`] (SQLite, DRAFT + immutable versions, access keys; implements [`Guardrail`]),
 //! [`api`] (Bedrock REST routes) + [`sigv4`] (request verification), [`cli`] (`gateway
-//! guard`); [`bedrock`] (Bedrock's ApplyGuardrail behind [`Guardrail`], for the AWS backend).
+//! guard`); [`bedrock`] (Bedrock's ApplyGuardrail behind [`Guardrail`], for the AWS backend);
+//! [`registry_api`] (the `GuardrailRegistry` edge the console and gateway use, and the pin
+//! rule) with [`bedrock_registry`] (Bedrock's control plane behind it).
 
 pub mod api;
 pub mod assess;
 pub mod bedrock;
+pub mod bedrock_registry;
 pub mod cli;
 pub mod content;
 pub mod engine;
@@ -23,6 +26,7 @@ pub mod normalize;
 pub mod pii;
 pub mod policy;
 pub mod registry;
+pub mod registry_api;
 pub mod sigv4;
 pub mod stream;
 pub mod topic;

@@ -144,6 +144,43 @@ fn fold(text: &str) -> Option<Folded> {
     Some(out)
 }
 
+/// Whether `s` contains a bracketed spelling (`self.spelled`'s `is_match`, without running
+/// the regex: most texts have brackets, few have spellings). `(?i:at|dot)` has no non-ASCII
+/// case variants, so the ASCII comparison is exact.
+fn has_spelled(s: &str) -> bool {
+    let b = s.as_bytes();
+    let blank = |i: &mut usize| {
+        while matches!(b.get(*i), Some(b' ' | b'\t')) {
+            *i += 1;
+        }
+    };
+    let mut from = 0;
+    while let Some(k) = b
+        .get(from..)
+        .and_then(|r| r.iter().position(|c| matches!(c, b'[' | b'(' | b'{')))
+    {
+        let mut i = from + k + 1;
+        from = i;
+        blank(&mut i);
+        let word = |w: &[u8]| {
+            b.get(i..i + w.len())
+                .is_some_and(|x| x.eq_ignore_ascii_case(w))
+        };
+        if word(b"at") {
+            i += 2;
+        } else if word(b"dot") {
+            i += 3;
+        } else {
+            continue;
+        }
+        blank(&mut i);
+        if matches!(b.get(i), Some(b']' | b')' | b'}')) {
+            return true;
+        }
+    }
+    false
+}
+
 impl Normalizer {
     pub(crate) fn new() -> Result<Normalizer, String> {
         let spelled = Regex::new(r"[\[({][ \t]*(?i:at|dot)[ \t]*[\])}]")
@@ -154,8 +191,7 @@ impl Normalizer {
     pub(crate) fn normalize<'a>(&self, text: &'a str) -> Normalized<'a> {
         let folded = fold(text);
         let s1: &str = folded.as_ref().map_or(text, |f| f.text.as_str());
-        let bracket = s1.bytes().any(|b| matches!(b, b'[' | b'(' | b'{'));
-        if bracket && self.spelled.is_match(s1) {
+        if has_spelled(s1) {
             let map1 = folded
                 .as_ref()
                 .map(|f| (f.starts.as_slice(), f.ends.as_slice()));
@@ -307,6 +343,35 @@ mod tests {
         assert_eq!(n.normalize("José Zoë").as_str(), "José Zoë");
         // Tag characters vanish.
         assert_eq!(n.normalize("a\u{E0041}\u{E0042}b").as_str(), "ab");
+    }
+
+    /// `has_spelled` answers as the spelled-separator regex does, on random text dense in
+    /// brackets, blanks and the letters of `at` / `dot` (checked to fail when broken).
+    #[test]
+    fn has_spelled_equals_regex() {
+        let n = norm();
+        let parts = [
+            "[", "(", "{", "]", ")", "}", " ", "\t", "a", "A", "t", "T", "d", "D", "o", "O", "at",
+            "dot", "DoT", "x", "é", "\n",
+        ];
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut positives = 0;
+        for _ in 0..50_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 12) as usize + 1;
+            let mut t = String::new();
+            let mut r = state;
+            for _ in 0..len {
+                r = r.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                t.push_str(parts[(r >> 33) as usize % parts.len()]);
+            }
+            let want = n.spelled.is_match(&t);
+            positives += usize::from(want);
+            assert_eq!(has_spelled(&t), want, "{t:?}");
+        }
+        assert!(positives > 100, "{positives}");
     }
 
     #[test]

@@ -108,9 +108,111 @@ impl WordIndex {
     }
 }
 
+/// A sound prefilter for an ASCII-case-insensitive automaton searched anchored at one
+/// position: a bit set of hashed, lower-cased 4-byte pattern prefixes (and whole patterns
+/// shorter than that). `may_match` is false only where no pattern can begin; a hash collision
+/// only costs the automaton search it would have done anyway. The leetspeak lookup uses it
+/// before searching the word automaton.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PrefixFilter {
+    bits: Vec<u64>,
+    /// log2 of the bit count.
+    log2: u32,
+    /// Whether some pattern has length 1, 2, 3 (index 0..3) or at least 4 (index 3).
+    lengths: [bool; 4],
+}
+
+fn prefix_key(b: &[u8]) -> u64 {
+    let mut k = 0u64;
+    for (i, c) in b.iter().enumerate() {
+        k |= u64::from(c.to_ascii_lowercase()) << (8 * i);
+    }
+    k | ((b.len() as u64) << 40)
+}
+
+impl PrefixFilter {
+    pub(crate) fn new<'a>(patterns: impl IntoIterator<Item = &'a [u8]>) -> PrefixFilter {
+        let patterns: Vec<&[u8]> = patterns.into_iter().filter(|p| !p.is_empty()).collect();
+        let log2 = (patterns.len().max(1) * 32)
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(10, 20);
+        let mut f = PrefixFilter {
+            bits: vec![0; (1usize << log2) / 64],
+            log2,
+            lengths: [false; 4],
+        };
+        for p in patterns {
+            let n = p.len().min(4);
+            if let Some(l) = f.lengths.get_mut(n - 1) {
+                *l = true;
+            }
+            let h = f.slot(prefix_key(p.get(..n).unwrap_or(p)));
+            if let Some(w) = f.bits.get_mut(h / 64) {
+                *w |= 1 << (h % 64);
+            }
+        }
+        f
+    }
+
+    fn slot(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.log2).min(63)) as usize
+    }
+
+    fn test(&self, b: &[u8]) -> bool {
+        let h = self.slot(prefix_key(b));
+        self.bits
+            .get(h / 64)
+            .is_some_and(|w| w & (1 << (h % 64)) != 0)
+    }
+
+    /// Whether some pattern may match `b` anchored at `p`.
+    pub(crate) fn may_match(&self, b: &[u8], p: usize) -> bool {
+        let Some(rest) = b.get(p..) else {
+            return false;
+        };
+        if self.lengths[3] && rest.len() >= 4 && self.test(&rest[..4]) {
+            return true;
+        }
+        (1..4).any(|n| self.lengths[n - 1] && rest.len() >= n && self.test(&rest[..n]))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every pattern passes its filter at any offset, in any ASCII case, with anything after
+    /// it; most other words don't (checked to fail when `may_match` ignores a length).
+    #[test]
+    fn prefix_filter_is_sound() {
+        let pats = [
+            "x",
+            "ab",
+            "c++",
+            "secret project",
+            "bananas",
+            "sh1t",
+            "o'neil",
+        ];
+        let f = PrefixFilter::new(pats.iter().map(|p| p.as_bytes()));
+        for p in pats {
+            for text in [
+                p.to_string(),
+                format!("--{}", p.to_ascii_uppercase()),
+                format!(" {p}s and more"),
+            ] {
+                let at = text.len() - text.trim_start_matches(['-', ' ']).len();
+                assert!(f.may_match(text.as_bytes(), at), "{p} in {text:?}");
+            }
+        }
+        let rejected = ["zebra", "quilt", "mmmm", "kk", "q"]
+            .iter()
+            .filter(|w| !f.may_match(w.as_bytes(), 0))
+            .count();
+        assert!(rejected >= 4, "{rejected}");
+        assert!(!PrefixFilter::default().may_match(b"abc", 0));
+    }
 
     #[test]
     fn alternation_is_longest_first_escaped_and_bounded() {

@@ -10,10 +10,9 @@ use clap::{Args, Subcommand};
 
 use super::import::{ImportOptions, import_jsonl};
 use super::output::{Format, render};
-use super::store::SqliteInsights;
-use super::{CancelToken, InsightsBackend, QueryRequest, QueryStatus, TimeRange};
+use super::{CancelToken, QueryRequest, QueryStatus, TimeRange};
 use crate::audit::sqlite::SqliteAuditStore;
-use crate::config::Config;
+use crate::config::{Backend, Config};
 
 #[derive(Args, Debug)]
 pub struct InsightsArgs {
@@ -38,9 +37,14 @@ pub struct InsightsArgs {
     /// Give up after this long (default 15m).
     #[arg(long, value_parser = crate::cli::parse_duration)]
     pub timeout: Option<Duration>,
-    /// The audit database (default: <data_dir>/audit.db).
+    /// The audit database (default: <data_dir>/audit.db). With backend = "aws" queries run on
+    /// CloudWatch Logs Insights over [aws] log_group instead.
     #[arg(long)]
     pub db: Option<PathBuf>,
+    /// Print the events scanned so far on stderr while the query runs (default: when stderr
+    /// is a terminal).
+    #[arg(long)]
+    pub progress: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -105,10 +109,18 @@ pub async fn insights(config: &Config, args: &InsightsArgs) -> anyhow::Result<()
         }
     };
     let path = db_path(config, args.db.as_deref());
-    if !path.exists() {
-        anyhow::bail!("no audit database at {}", path.display());
+    match config.backend {
+        Backend::Aws if args.db.is_some() => anyhow::bail!(
+            "--db names an embedded audit database; with backend = \"aws\" queries run on \
+             CloudWatch Logs Insights"
+        ),
+        Backend::Aws => {}
+        Backend::Embedded if !path.exists() => {
+            anyhow::bail!("no audit database at {}", path.display())
+        }
+        Backend::Embedded => {}
     }
-    let backend = SqliteInsights::new(&path);
+    let backend = crate::aws::insights::backend_for(config, &path);
     let request = QueryRequest {
         query: args.query.clone(),
         range,
@@ -118,11 +130,20 @@ pub async fn insights(config: &Config, args: &InsightsArgs) -> anyhow::Result<()
     let cancel = CancelToken::new();
     let run = backend.run(&request, &cancel);
     tokio::pin!(run);
-    let results = tokio::select! {
-        r = &mut run => r?,
-        _ = tokio::signal::ctrl_c() => {
-            cancel.cancel();
-            run.await?
+    let show_progress = args.progress || std::io::stderr().is_terminal();
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    let mut shown = 0;
+    let results = loop {
+        tokio::select! {
+            r = &mut run => break r?,
+            _ = tokio::signal::ctrl_c(), if !cancel.is_cancelled() => cancel.cancel(),
+            _ = ticker.tick(), if show_progress => {
+                let scanned = cancel.scanned();
+                if scanned != shown {
+                    eprintln!("insights: {scanned} events scanned so far");
+                    shown = scanned;
+                }
+            }
         }
     };
     match results.status {

@@ -4,7 +4,8 @@
 //! Shape: [`parser`] (text → [`ast::Query`], precise errors) → [`plan`] (names → slots, rules,
 //! output columns, push-down) → [`exec`] (streaming stages, hash aggregation, top-k) fed by a
 //! backend. [`InsightsBackend`] is the narrow edge a backend fills: [`store::SqliteInsights`] on
-//! the embedded default; CloudWatch Logs Insights in AWS later (it runs the query text as is).
+//! the embedded default; [`crate::aws::insights::CloudWatchInsights`] on AWS (the query text as
+//! is, through StartQuery / GetQueryResults / StopQuery).
 //! [`import`] loads JSON-lines exports (audit events or CloudWatch events) for offline work;
 //! [`output`] prints results as a table, JSON or CSV.
 
@@ -187,7 +188,7 @@ pub enum InsightsError {
 
 /// What a Logs Insights backend does: run one query over a time range until it completes,
 /// times out or is cancelled. The embedded default is [`store::SqliteInsights`]; the AWS
-/// backend will send the text to StartQuery and poll GetQueryResults behind the same call.
+/// backend sends the text to StartQuery and polls GetQueryResults behind the same call.
 #[async_trait]
 pub trait InsightsBackend: Send + Sync {
     async fn run(

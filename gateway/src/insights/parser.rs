@@ -923,6 +923,254 @@ fn binary(op: BinaryOp, lhs: Expr, rhs: Expr) -> Expr {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Highlighting: the same lexer, classifying tokens for an editor.
+
+/// The commands the parser runs (`command()` dispatches on exactly these, `where` being
+/// `filter`'s other name); [`UNSUPPORTED`] ones parse too but do not run.
+pub const COMMANDS: &[&str] = &[
+    "fields", "display", "filter", "where", "stats", "sort", "limit", "parse", "dedup",
+];
+
+/// The commands the parser knows but the embedded engine cannot run.
+pub fn unsupported_commands() -> &'static [&'static str] {
+    UNSUPPORTED
+}
+
+/// What a stretch of query text is, for colouring it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenClass {
+    /// A command word at the start of a stage (`fields`, `stats`, …).
+    Command,
+    /// One of [`KEYWORDS`] (`by`, `as`, `and`, …).
+    Keyword,
+    /// A name called with `(` (`count`, `bin`, `strlen`, …).
+    Function,
+    /// Any other name (a field or an alias).
+    Field,
+    String,
+    Regex,
+    /// Integers, decimals and periods (`5m`).
+    Number,
+    /// `#` to the end of the line.
+    Comment,
+    /// Operators and punctuation (`|`, `=`, `(`, …).
+    Operator,
+    /// Text the lexer cannot read (an unterminated string, a stray character), to the end of
+    /// its line; or a word at a stage's start that is no command.
+    Error,
+}
+
+impl TokenClass {
+    /// Its CSS class, `tok-<name>`.
+    pub fn css(self) -> &'static str {
+        match self {
+            TokenClass::Command => "tok-command",
+            TokenClass::Keyword => "tok-keyword",
+            TokenClass::Function => "tok-function",
+            TokenClass::Field => "tok-field",
+            TokenClass::String => "tok-string",
+            TokenClass::Regex => "tok-regex",
+            TokenClass::Number => "tok-number",
+            TokenClass::Comment => "tok-comment",
+            TokenClass::Operator => "tok-operator",
+            TokenClass::Error => "tok-error",
+        }
+    }
+}
+
+/// One classified stretch of a query: `src[start..end]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Highlight {
+    pub class: TokenClass,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Classify every token and comment of `src` with the parser's own lexer, in order; whitespace
+/// is left out. Never fails: what cannot be read is [`TokenClass::Error`] to the end of its line,
+/// and lexing goes on from the next line.
+pub fn highlight(src: &str) -> Vec<Highlight> {
+    let p = Parser { src, pos: 0 };
+    let mut out = Vec::new();
+    let mut pos = 0;
+    // Where a command word is expected, and whether a regex may start (after `like`, `=~`,
+    // and in `parse`).
+    let mut stage_start = true;
+    let mut regex_ok = false;
+    let mut in_parse = false;
+    while pos < src.len() {
+        // Comments inside the trivia before the next token.
+        let after = p.skip_trivia(pos);
+        let mut i = pos;
+        while i < after {
+            if src.as_bytes()[i] == b'#' {
+                let end = src[i..after].find('\n').map_or(after, |n| i + n);
+                out.push(Highlight {
+                    class: TokenClass::Comment,
+                    start: i,
+                    end,
+                });
+                i = end;
+            } else {
+                i += src[i..].chars().next().map_or(1, char::len_utf8);
+            }
+        }
+        let t = match p.lex(after, regex_ok || in_parse) {
+            Ok(t) => t,
+            Err(_) => {
+                let end = src[after..].find('\n').map_or(src.len(), |n| after + n);
+                out.push(Highlight {
+                    class: TokenClass::Error,
+                    start: after,
+                    end: end.max(after + 1).min(src.len()),
+                });
+                pos = end.max(after + 1);
+                stage_start = false;
+                regex_ok = false;
+                continue;
+            }
+        };
+        if t.kind == Tok::Eof {
+            break;
+        }
+        let class = match &t.kind {
+            Tok::Ident { name, quoted } => {
+                let called = !*quoted
+                    && p.lex(t.end, false)
+                        .is_ok_and(|n| n.kind == Tok::LParen && !n.gap);
+                if stage_start && !*quoted {
+                    let word = name.to_ascii_lowercase();
+                    if COMMANDS.contains(&word.as_str()) || UNSUPPORTED.contains(&word.as_str()) {
+                        TokenClass::Command
+                    } else {
+                        TokenClass::Error
+                    }
+                } else if called {
+                    TokenClass::Function
+                } else if !*quoted && KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(name)) {
+                    TokenClass::Keyword
+                } else {
+                    TokenClass::Field
+                }
+            }
+            Tok::Int(_) | Tok::Float(_) | Tok::Period(..) => TokenClass::Number,
+            Tok::Str(_) => TokenClass::String,
+            Tok::Regex(_) => TokenClass::Regex,
+            _ => TokenClass::Operator,
+        };
+        in_parse = match (&t.kind, stage_start) {
+            (Tok::Pipe, _) => false,
+            (_, true) => t.is_keyword("parse"),
+            _ => in_parse && !matches!(t.kind, Tok::Str(_) | Tok::Regex(_)),
+        };
+        regex_ok = t.is_keyword("like") || t.kind == Tok::Match;
+        stage_start = t.kind == Tok::Pipe;
+        out.push(Highlight {
+            class,
+            start: t.start,
+            end: t.end,
+        });
+        pos = t.end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod highlight_tests {
+    use super::*;
+
+    fn classes(src: &str) -> Vec<(TokenClass, &str)> {
+        highlight(src)
+            .into_iter()
+            .map(|h| (h.class, &src[h.start..h.end]))
+            .collect()
+    }
+
+    #[test]
+    fn every_listed_command_is_one_the_parser_accepts() {
+        for c in COMMANDS {
+            let err = parse(c).err().map(|e| e.expected).unwrap_or_default();
+            assert!(!err.starts_with("a command"), "{c}: {err}");
+        }
+        let err = parse("nosuchcommand").unwrap_err();
+        assert!(err.expected.starts_with("a command"));
+    }
+
+    #[test]
+    fn tokens_are_classified_as_the_parser_reads_them() {
+        use TokenClass::*;
+        let got = classes(
+            "fields @timestamp, `odd name` # note\n| filter msg like /a\\/b/ and n >= 5 \
+             | stats count(*) as n, pct(latencyMs, 99) by bin(5m)\n| sort n desc | limit 10",
+        );
+        let want = [
+            (Command, "fields"),
+            (Field, "@timestamp"),
+            (Operator, ","),
+            (Field, "`odd name`"),
+            (Comment, "# note"),
+            (Operator, "|"),
+            (Command, "filter"),
+            (Field, "msg"),
+            (Keyword, "like"),
+            (Regex, "/a\\/b/"),
+            (Keyword, "and"),
+            (Field, "n"),
+            (Operator, ">="),
+            (Number, "5"),
+            (Operator, "|"),
+            (Command, "stats"),
+            (Function, "count"),
+            (Operator, "("),
+            (Operator, "*"),
+            (Operator, ")"),
+            (Keyword, "as"),
+            (Field, "n"),
+            (Operator, ","),
+            (Function, "pct"),
+            (Operator, "("),
+            (Field, "latencyMs"),
+            (Operator, ","),
+            (Number, "99"),
+            (Operator, ")"),
+            (Keyword, "by"),
+            (Function, "bin"),
+            (Operator, "("),
+            (Number, "5m"),
+            (Operator, ")"),
+            (Operator, "|"),
+            (Command, "sort"),
+            (Field, "n"),
+            (Keyword, "desc"),
+            (Operator, "|"),
+            (Command, "limit"),
+            (Number, "10"),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn broken_text_is_an_error_to_the_end_of_its_line_and_lexing_goes_on() {
+        use TokenClass::*;
+        let got = classes("nosuch x | parse msg \"* x *\" as a | filter a = \"open");
+        assert_eq!(got[0], (Error, "nosuch"));
+        assert!(got.contains(&(Command, "parse")));
+        assert!(got.contains(&(String, "\"* x *\"")));
+        assert_eq!(got.last(), Some(&(Error, "\"open")));
+        // A stray character is an error to the end of its line; the next line lexes again.
+        let got = classes("fields a § b\n| limit 5");
+        assert_eq!(got[2], (Error, "§ b"));
+        assert_eq!(
+            &got[3..],
+            [(Operator, "|"), (Command, "limit"), (Number, "5")]
+        );
+        assert!(highlight("").is_empty());
+        // Multi-byte text and a stray character never panic.
+        let _ = highlight("fields é § \u{2028} 'x");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

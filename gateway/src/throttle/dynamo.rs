@@ -15,10 +15,11 @@
 //! As on the embedded default, a request is refused on tokens only when earlier usage already
 //! fills the window. When DynamoDB cannot be reached the decision falls back to in-process
 //! counters ([`LocalThrottle`]), so limits still hold per instance (and API Gateway's own
-//! throttle holds in front); the failure is logged.
+//! throttle holds in front); the failure is logged. After a failure the table is left alone for
+//! [`PAUSE_AFTER_FAILURE`], so a hanging DynamoDB costs one timeout, not one per request.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
@@ -38,7 +39,12 @@ pub struct DynamoThrottle {
     client: aws_sdk_dynamodb::Client,
     table: String,
     fallback: LocalThrottle,
+    /// Until when the table is skipped after a failure.
+    paused_until: std::sync::Mutex<Option<Instant>>,
 }
+
+/// How long the in-process counters decide alone after DynamoDB failed.
+pub const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(3);
 
 impl std::fmt::Debug for DynamoThrottle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,6 +133,28 @@ impl DynamoThrottle {
             client,
             table: table.to_string(),
             fallback: LocalThrottle::new(),
+            paused_until: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Whether the table is being skipped after a recent failure.
+    fn paused(&self) -> bool {
+        let until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        until.is_some_and(|t| Instant::now() < t)
+    }
+
+    /// Note a failure: skip the table for [`PAUSE_AFTER_FAILURE`]; log once per pause.
+    fn failed(&self, feature: &str, what: &str, error: &str) {
+        let mut until = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        let already = until.is_some_and(|t| Instant::now() < t);
+        *until = Some(Instant::now() + PAUSE_AFTER_FAILURE);
+        if !already {
+            tracing::warn!(
+                feature,
+                error,
+                pause_secs = PAUSE_AFTER_FAILURE.as_secs(),
+                "shared throttle unavailable; {what}"
+            );
         }
     }
 
@@ -311,13 +339,19 @@ impl Throttle for DynamoThrottle {
         estimated_tokens: u64,
         now_ms: i64,
     ) -> Result<(), Denied> {
+        if self.paused() {
+            return self
+                .fallback
+                .admit(feature, limits, estimated_tokens, now_ms)
+                .await;
+        }
         match self
             .admit_shared(feature, limits, estimated_tokens, now_ms)
             .await
         {
             Ok(decision) => decision,
             Err(e) => {
-                tracing::warn!(feature, error = %e, "shared throttle unavailable; using in-process counters");
+                self.failed(feature, "using in-process counters", &e);
                 self.fallback
                     .admit(feature, limits, estimated_tokens, now_ms)
                     .await
@@ -329,6 +363,10 @@ impl Throttle for DynamoThrottle {
         if tokens == 0 {
             return;
         }
+        if self.paused() {
+            self.fallback.charge(feature, tokens, now_ms).await;
+            return;
+        }
         let minute = minute_key(feature, now_ms.div_euclid(MINUTE_MS));
         let day = day_key(feature, now_ms.div_euclid(DAY_MS));
         let (m, d) = tokio::join!(
@@ -336,16 +374,19 @@ impl Throttle for DynamoThrottle {
             self.add(day, tokens, now_ms + 2 * DAY_MS),
         );
         if let Err(e) = m.and(d) {
-            tracing::warn!(feature, error = %e, "shared throttle unavailable; charged in-process");
+            self.failed(feature, "charged in-process", &e);
             self.fallback.charge(feature, tokens, now_ms).await;
         }
     }
 
     async fn usage(&self, feature: &str, now_ms: i64) -> (u64, u64) {
+        if self.paused() {
+            return self.fallback.usage(feature, now_ms).await;
+        }
         match self.snapshot(feature, now_ms).await {
             Ok(s) => (rolling_minute(&s, now_ms), s.day),
             Err(e) => {
-                tracing::warn!(feature, error = %e, "shared throttle unavailable");
+                self.failed(feature, "usage from in-process counters", &e);
                 self.fallback.usage(feature, now_ms).await
             }
         }
