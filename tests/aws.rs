@@ -521,11 +521,16 @@ async fn audit_events_are_batched_into_cloudwatch_logs_in_order() {
 }
 
 async fn new_table(c: &Clients) -> String {
+    throttle_table(&c.dynamodb, "throttle").await
+}
+
+/// A table shaped like the throttle table (string partition key `pk`), on moto; its name.
+pub(crate) async fn throttle_table(dynamodb: &aws_sdk_dynamodb::Client, prefix: &str) -> String {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
-    let table = moto::unique("throttle");
-    c.dynamodb
+    let table = moto::unique(prefix);
+    dynamodb
         .create_table()
         .table_name(&table)
         .attribute_definitions(

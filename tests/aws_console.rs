@@ -47,9 +47,6 @@ async fn clients(endpoint: &str) -> Clients {
 }
 
 async fn stores() -> Stores {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
     let c = clients(moto::endpoint()).await;
     let bucket = moto::unique("console-vault");
     c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
@@ -62,28 +59,7 @@ async fn stores() -> Stores {
         .send()
         .await
         .unwrap();
-    let table = moto::unique("console-throttle");
-    c.dynamodb
-        .create_table()
-        .table_name(&table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    let table = crate::aws::throttle_table(&c.dynamodb, "console-throttle").await;
     Stores {
         bucket,
         key,

@@ -96,37 +96,13 @@ struct Deployment {
 
 impl Deployment {
     async fn new() -> Deployment {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        };
         let c = clients().await;
         let key = c.kms.create_key().send().await.unwrap();
         let key = key.key_metadata().unwrap().arn().unwrap().to_string();
         let hmac_key = hmac_key(&c).await;
         let bucket = moto::unique("faults");
         c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
-        let table = moto::unique("faults");
-        c.dynamodb
-            .create_table()
-            .table_name(&table)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-            .unwrap();
+        let table = crate::aws::throttle_table(&c.dynamodb, "faults").await;
         Deployment {
             c,
             bucket,

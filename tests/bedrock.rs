@@ -635,9 +635,6 @@ async fn bedrock_registry_drives_the_bedrock_compatible_service() {
 
 /// A KMS key, a bucket and a throttle table in the shared moto server.
 async fn moto_resources() -> (String, String, String) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
     let creds = aws_credential_types::Credentials::new(
         e2e::moto::ACCESS_KEY_ID,
         e2e::moto::SECRET_ACCESS_KEY,
@@ -661,28 +658,8 @@ async fn moto_resources() -> (String, String, String) {
     );
     let bucket = e2e::moto::unique("guard-vault");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let table = e2e::moto::unique("guard-throttle");
-    aws_sdk_dynamodb::Client::new(&sdk)
-        .create_table()
-        .table_name(&table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    let table =
+        crate::aws::throttle_table(&aws_sdk_dynamodb::Client::new(&sdk), "guard-throttle").await;
     (key, bucket, table)
 }
 

@@ -6,7 +6,9 @@
 //! It runs moto's own `ThreadedMotoServer` (what `moto_server` serves) under
 //! `.venv-test/bin/python`, bound to port 0, and reads back the port it got. The server's stdin
 //! is a pipe held by this process: when the test binary exits, however it exits, the pipe closes
-//! and the server stops, so no emulator outlives its tests. Tests share one server, so each
+//! and the server stops, so no emulator outlives its tests. The script makes moto's DynamoDB item
+//! operations atomic (one lock), as the service's conditional writes are; without it two racing
+//! conditional updates on moto's server threads can both succeed. Tests share one server, so each
 //! names its own bucket, key, table and log group (see [`unique`]) instead of resetting state.
 
 use std::io::{BufRead, BufReader};
@@ -17,9 +19,22 @@ use std::time::Duration;
 
 /// The script run under the venv's Python: serve, announce the port, stop when stdin closes.
 const SERVE: &str = r#"
-import logging, sys
+import logging, sys, threading
 from moto.server import ThreadedMotoServer
+from moto.dynamodb.models import DynamoDBBackend
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
+# DynamoDB applies a conditional write atomically; moto checks and writes in separate steps on
+# concurrent server threads, so two racing conditional updates can both succeed. One lock
+# around moto's item operations restores the service's guarantee.
+_items = threading.RLock()
+def _atomic(op):
+    def run(self, *args, **kwargs):
+        with _items:
+            return op(self, *args, **kwargs)
+    return run
+for _name in ("update_item", "put_item", "delete_item", "transact_write_items",
+              "get_item", "batch_get_item", "query", "scan"):
+    setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
 server.start()
 host, port = server.get_host_and_port()

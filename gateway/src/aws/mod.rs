@@ -101,12 +101,13 @@ impl Clients {
         }
         // The throttle asks DynamoDB on every request and falls back to in-process counters
         // when it cannot: an unreachable or hanging table must cost at most a couple of
-        // seconds per call, not the default 30 s with backoff.
+        // seconds per call, not the default 30 s with backoff (and after a failure the throttle
+        // leaves the table alone for a few seconds, so only one request pays it).
         dynamodb.set_timeout_config(Some(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_millis(500))
-                .operation_attempt_timeout(Duration::from_millis(500))
-                .operation_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_millis(1_000))
+                .operation_timeout(Duration::from_secs(2))
                 .build(),
         ));
         dynamodb.set_retry_config(Some(

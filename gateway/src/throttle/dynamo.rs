@@ -302,9 +302,9 @@ impl DynamoThrottle {
             {
                 return Ok(Ok(()));
             }
-            // Lost a race with another instance: back off a little, re-read, decide again.
-            let jitter = u64::from(now_ms.rem_euclid(7) as u32 + attempt);
-            tokio::time::sleep(Duration::from_millis(jitter.min(20))).await;
+            // Lost a race with another instance: back off a random little (racers that all
+            // waited the same would collide again), re-read, decide again.
+            tokio::time::sleep(Duration::from_millis(backoff_ms(attempt))).await;
         }
         Err(format!(
             "DynamoDB: no conditional update won in {MAX_ATTEMPTS} attempts"
@@ -324,6 +324,15 @@ impl DynamoThrottle {
             .map(|_| ())
             .map_err(|e| describe("DynamoDB UpdateItem", &e))
     }
+}
+
+/// A random pause of up to `2 + 2 * attempt` ms (at most 20) after a lost conditional update.
+fn backoff_ms(attempt: u32) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    random % (2 + 2 * u64::from(attempt)).min(20) + 1
 }
 
 fn expires_at(ms: i64) -> AttributeValue {
