@@ -718,14 +718,17 @@ async fn the_fault_proxy_refuses_hangs_throttles_and_restores_on_the_same_port()
     let proxy = FaultProxy::start(moto::endpoint());
     // No pooled connections: each request sees the proxy's current mode.
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(800))
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
-    let get = || {
+    // Generous while the peer answers (moto's state dump grows with the suite), short where a
+    // hang is expected.
+    let get_within = |timeout: Duration| {
         http.get(format!("{}/moto-api/data.json", proxy.url()))
+            .timeout(timeout)
             .send()
     };
+    let get = || get_within(Duration::from_secs(20));
     assert_eq!(get().await.unwrap().status(), 200);
 
     proxy.set(Mode::Refuse);
@@ -737,7 +740,12 @@ async fn the_fault_proxy_refuses_hangs_throttles_and_restores_on_the_same_port()
 
     proxy.set(Mode::Hang);
     assert!(accepts(&proxy.url()));
-    assert!(get().await.unwrap_err().is_timeout());
+    assert!(
+        get_within(Duration::from_millis(800))
+            .await
+            .unwrap_err()
+            .is_timeout()
+    );
 
     proxy.set(Mode::Throttle);
     let r = get().await.unwrap();

@@ -6,6 +6,7 @@ mod aws;
 mod aws_console;
 mod aws_faults;
 mod aws_insights;
+mod aws_kms_state;
 mod bedrock;
 #[path = "guard/corpus.rs"]
 mod corpus;

@@ -10,6 +10,7 @@
 pub mod bedrock_fake;
 pub mod fault_proxy;
 pub mod insights_fake;
+pub mod kms_fake;
 pub mod moto;
 
 use std::io::{BufRead, BufReader};

@@ -40,6 +40,11 @@
 //! the first window (it may have been in flight when the previous process died). Entries
 //! spooled without an attempt (the backlog rule) need no lookup.
 //!
+//! **One owner.** The first process to open a data dir's spool holds `spool/.lock`; another
+//! process on the same data dir (say `gateway vault open` beside a running gateway) writes to
+//! AWS directly and, when AWS fails, fails instead of spooling, so two processes never share
+//! sequence numbers or replay each other's entries.
+//!
 //! DynamoDB needs no spool (the throttle falls back to in-process counters). A record is not
 //! openable (`vault open`) until its object has been delivered. On Lambda the data dir is the
 //! sandbox's `/tmp`: the spool survives between invocations of a sandbox but not its
@@ -124,6 +129,11 @@ pub struct Spool {
     /// in this process, or (after a restart) the first window, which may have been in flight
     /// when the previous process died. Their audit events are looked up before being repeated.
     uncertain: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// Whether this process holds the spool's lock (see [`Spool::open`]).
+    owner: bool,
+    /// The open lock file; the lock lasts as long as it is open (the kernel drops it when the
+    /// process dies, so a killed gateway's successor takes over).
+    _lock: std::fs::File,
 }
 
 impl std::fmt::Debug for Spool {
@@ -161,7 +171,29 @@ impl Spool {
             .map_err(|e| format!("cannot create the spool dir {}: {e}", dir.display()))?;
         let key = aes_key(data_dir, KEY_FILE)?;
         let kek = aes_key(data_dir, KEK_FILE)?;
-        let pending = list(&dir).map_err(|e| format!("cannot read the spool: {e}"))?;
+        // One process owns a spool: sequence numbers, the backlog count and replay are
+        // per process, and a second writer (e.g. `gateway vault open` beside a running gateway on
+        // the same data dir) could take a sequence number the owner also takes. A process that
+        // does not get the lock writes to AWS directly and never spools or replays.
+        let lock_path = dir.join(".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+        let owner = match lock.try_lock() {
+            Ok(()) => true,
+            Err(std::fs::TryLockError::WouldBlock) => false,
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("cannot lock {}: {e}", lock_path.display()));
+            }
+        };
+        let pending = if owner {
+            list(&dir).map_err(|e| format!("cannot read the spool: {e}"))?
+        } else {
+            Vec::new()
+        };
         let next = pending.last().map_or(0, |(seq, _)| seq + 1);
         let uncertain = pending
             .iter()
@@ -179,6 +211,8 @@ impl Spool {
             backlog: AtomicU64::new(pending.len() as u64),
             replaying: tokio::sync::Mutex::new(()),
             uncertain: std::sync::Mutex::new(uncertain),
+            owner,
+            _lock: lock,
         }))
     }
 
@@ -210,6 +244,9 @@ impl Spool {
     /// Replay every `every` while the backlog is non-zero (back to back while entries are being
     /// delivered); stops when the spool is dropped.
     pub fn start_replayer(self: &Arc<Self>, every: Duration) {
+        if !self.owner {
+            return;
+        }
         let weak: Weak<Spool> = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
@@ -254,6 +291,9 @@ impl Spool {
     }
 
     async fn replay_into(&self, delivered: &mut u64) -> Result<(), String> {
+        if !self.owner {
+            return Ok(());
+        }
         let _one_at_a_time = self.replaying.lock().await;
         let dir = self.dir.clone();
         let pending = tokio::task::spawn_blocking(move || list(&dir))
@@ -466,6 +506,13 @@ impl Spool {
 
     /// Write one entry durably.
     async fn push(&self, entry: Entry) -> Result<(), String> {
+        if !self.owner {
+            return Err(
+                "the local spool belongs to another process on this data dir (a running \
+                        gateway), so nothing is spooled here"
+                    .into(),
+            );
+        }
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let mut buf = Zeroizing::new(
             serde_json::to_vec(&entry).map_err(|e| format!("cannot encode a spool entry: {e}"))?,
@@ -864,6 +911,41 @@ mod tests {
         let key_c = vault.put(&c).await.unwrap();
         assert_eq!(spool.backlog(), 0);
         assert_eq!(vault.open(&key_c).await.unwrap(), c);
+    }
+
+    #[tokio::test]
+    async fn a_second_process_on_the_data_dir_neither_spools_nor_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            Spool::open(
+                dir.path(),
+                Arc::new(FileStore::new(dir.path().join("s3"))),
+                Arc::new(SqliteAuditStore::open(&dir.path().join("audit.db")).unwrap()),
+            )
+            .unwrap()
+        };
+        let owner = open();
+        let entry = || Entry::Object {
+            key: "prompts/x".into(),
+            bytes: "c2VhbGVk".into(),
+        };
+        owner.push(entry()).await.unwrap();
+        // A second open file of the lock (another process, as far as flock is concerned).
+        let other = open();
+        assert_eq!(
+            other.backlog(),
+            0,
+            "the owner's entries are not the other's backlog"
+        );
+        let refused = other.push(entry()).await.unwrap_err();
+        assert!(refused.contains("belongs to another process"), "{refused}");
+        assert_eq!(other.replay().await.unwrap(), 0);
+        assert_eq!(list(&dir.path().join("spool")).unwrap().len(), 1);
+        // Once the owner is gone, the next process takes over the backlog.
+        drop(owner);
+        drop(other);
+        let next = open();
+        assert_eq!(next.backlog(), 1);
     }
 
     #[tokio::test]
