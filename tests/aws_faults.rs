@@ -366,19 +366,26 @@ async fn drained(base: &str, within: Duration) -> Duration {
 
 /// Every audit event in the group's `gateway` stream.
 async fn audit_events(d: &Deployment) -> Vec<AuditEvent> {
+    gateway_stream_events(&d.c.logs, &d.group).await
+}
+
+/// Every audit event in `group`'s `gateway` stream, oldest first.
+pub(crate) async fn gateway_stream_events(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+) -> Vec<AuditEvent> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let page =
-            d.c.logs
-                .get_log_events()
-                .log_group_name(&d.group)
-                .log_stream_name("gateway")
-                .start_from_head(true)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .unwrap();
+        let page = logs
+            .get_log_events()
+            .log_group_name(group)
+            .log_stream_name("gateway")
+            .start_from_head(true)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .unwrap();
         if page.events().is_empty() {
             return out;
         }

@@ -68,35 +68,11 @@ struct Deployment {
 
 impl Deployment {
     async fn new() -> Deployment {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        };
         let kms = KmsFake::start().await;
         let c = clients(&kms).await;
         let bucket = moto::unique("kmsstate");
         c.s3.create_bucket().bucket(&bucket).send().await.unwrap();
-        let table = moto::unique("kmsstate");
-        c.dynamodb
-            .create_table()
-            .table_name(&table)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-            .unwrap();
+        let table = crate::aws::throttle_table(&c.dynamodb, "kmsstate").await;
         Deployment {
             kms,
             c,
@@ -213,27 +189,7 @@ async fn drained(base: &str, within: Duration) {
 }
 
 async fn audit_events(d: &Deployment) -> Vec<AuditEvent> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page =
-            d.c.logs
-                .get_log_events()
-                .log_group_name(&d.group)
-                .log_stream_name("gateway")
-                .start_from_head(true)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .unwrap();
-        if page.events().is_empty() {
-            return out;
-        }
-        for e in page.events() {
-            out.push(serde_json::from_str(e.message().unwrap()).unwrap());
-        }
-        token = page.next_forward_token().map(str::to_string);
-    }
+    crate::aws_faults::gateway_stream_events(&d.c.logs, &d.group).await
 }
 
 async fn vault_keys(d: &Deployment) -> Vec<String> {
