@@ -38,7 +38,7 @@
 //!   most 100 characters, 30 topics, 6 content filters.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use async_trait::async_trait;
@@ -46,6 +46,7 @@ use regex::{Regex, RegexBuilder};
 use regex_automata::{Anchored, Input, meta};
 
 use super::content::ContentClassifier;
+use super::lexicon::{self, Lexicon};
 use super::normalize::{Normalized, Normalizer};
 use super::pii::{self, PiiEntity, Start, Validator};
 use super::policy::{
@@ -359,14 +360,15 @@ fn leet(b: u8) -> Option<u8> {
     })
 }
 
-/// Custom words and the managed list: one automaton over ASCII words, an alternation regex
+/// Custom words and the managed list: a [`Lexicon`] over ASCII words, an alternation regex
 /// over the few words with non-ASCII letters.
 #[derive(Debug, Default)]
 struct WordMatcher {
-    ac: Option<AhoCorasick>,
-    /// Prefilter for anchored searches of `ac` (its patterns' prefixes).
-    filter: words::PrefixFilter,
-    /// Per automaton pattern: its rule.
+    lexicon: Option<Lexicon>,
+    /// The ASCII words, for the reference automaton (tests) built on first use.
+    ascii: Vec<String>,
+    reference_ac: OnceLock<Option<AhoCorasick>>,
+    /// Per lexicon pattern: its rule.
     ac_rules: Vec<usize>,
     /// Whether any pattern spans whitespace (the haystack's whitespace runs then collapse).
     phrases: bool,
@@ -374,43 +376,54 @@ struct WordMatcher {
     unicode_index: WordIndex,
 }
 
-fn alnum_edge(c: Option<char>) -> bool {
-    c.is_some_and(char::is_alphanumeric)
-}
-
 impl WordMatcher {
     fn is_empty(&self) -> bool {
-        self.ac.is_none() && self.unicode.is_none()
+        self.lexicon.is_none() && self.unicode.is_none()
+    }
+
+    /// The leftmost-longest automaton over the ASCII words: the reference the lexicon must
+    /// equal.
+    fn reference_automaton(&self) -> Option<&AhoCorasick> {
+        self.reference_ac
+            .get_or_init(|| {
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .start_kind(aho_corasick::StartKind::Both)
+                    .build(&self.ascii)
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// Word hits in normalized offsets: (start, end, rule). `reference` selects the reference
-    /// leetspeak pass (every run looked at) the fast one must equal.
+    /// passes (an automaton; every run looked at for leetspeak) the fast ones must equal.
     fn find(&self, hay: &str, reference: bool, out: &mut Vec<(usize, usize, usize)>) {
-        if let Some(ac) = &self.ac {
-            let collapsed = if self.phrases { collapse_ws(hay) } else { None };
-            let (text, jumps): (&str, &[(usize, usize)]) = match &collapsed {
-                Some((t, j)) => (t.as_str(), j.as_slice()),
-                None => (hay, &[]),
-            };
-            let back = |i: usize| {
-                let k = jumps.partition_point(|&(o, _)| o <= i);
-                match k.checked_sub(1).and_then(|k| jumps.get(k)) {
-                    Some(&(o, input)) => i - o + input,
-                    None => i,
-                }
-            };
-            let mut push = |s: usize, e: usize, p: usize| {
-                if let Some(&rule) = self.ac_rules.get(p) {
-                    let os = back(s);
-                    let oe = if e == 0 { 0 } else { back(e - 1) + 1 };
-                    out.push((os, oe.min(hay.len()), rule));
-                }
-            };
-            scan(ac, text, &mut push);
-            if reference {
+        if let Some(lexicon) = &self.lexicon {
+            if reference && let Some(ac) = self.reference_automaton() {
+                // The automaton sees whitespace runs folded to one space.
+                let collapsed = if self.phrases { collapse_ws(hay) } else { None };
+                let (text, jumps): (&str, &[(usize, usize)]) = match &collapsed {
+                    Some((t, j)) => (t.as_str(), j.as_slice()),
+                    None => (hay, &[]),
+                };
+                let mut push = |s: usize, e: usize, p: usize| {
+                    if let Some(&rule) = self.ac_rules.get(p) {
+                        let (os, oe) = uncollapse(jumps, s, e);
+                        out.push((os, oe.min(hay.len()), rule));
+                    }
+                };
+                scan(ac, text, &mut push);
                 leet_scan(ac, text, &mut push);
             } else {
-                leet_scan_fast(ac, &self.filter, text, &mut push);
+                // A space in a lexicon pattern matches any whitespace run itself.
+                let mut push = |s: usize, e: usize, p: usize| {
+                    if let Some(&rule) = self.ac_rules.get(p) {
+                        out.push((s, e, rule));
+                    }
+                };
+                lexicon.scan(hay, &mut push);
+                leet_scan_fast(lexicon, hay, &mut push);
             }
         }
         if let Some(re) = &self.unicode {
@@ -462,26 +475,44 @@ fn leet_scan(ac: &AhoCorasick, text: &str, push: &mut impl FnMut(usize, usize, u
     }
 }
 
+/// The first leetspeak byte in `b[i..]`. Eight bytes at a time: a word none of whose bytes lies
+/// in `!`..=`@` (which holds every leetspeak byte) is skipped whole.
+fn next_leet(b: &[u8], mut i: usize) -> Option<usize> {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let x = u64::from_le_bytes(chunk);
+        let y = x & LOW7;
+        // High bit per byte: ASCII and at least 0x21, and not at least 0x41.
+        let at_least_21 = y + 0x5F5F_5F5F_5F5F_5F5F;
+        let at_least_41 = y + 0x3F3F_3F3F_3F3F_3F3F;
+        let mut hits = at_least_21 & !at_least_41 & !x & HIGH;
+        while hits != 0 {
+            let k = i + (hits.trailing_zeros() / 8) as usize;
+            if b.get(k).is_some_and(|&c| leet(c).is_some()) {
+                return Some(k);
+            }
+            hits &= hits - 1;
+        }
+        i += 8;
+    }
+    b.get(i..)?
+        .iter()
+        .position(|&c| leet(c).is_some())
+        .map(|k| i + k)
+}
+
 /// Leetspeak lookups ([`leet_scan`]'s result) visiting only the runs that contain a leetspeak
 /// byte: the next such byte is found, its run is expanded both ways and handled as
 /// `leet_scan` handles it; runs without one are skipped (`leet_scan` skips them too).
-fn leet_scan_fast(
-    ac: &AhoCorasick,
-    filter: &words::PrefixFilter,
-    text: &str,
-    push: &mut impl FnMut(usize, usize, usize),
-) {
+fn leet_scan_fast(lexicon: &Lexicon, text: &str, push: &mut impl FnMut(usize, usize, usize)) {
     let b = text.as_bytes();
     let is_run = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'@' | b'$' | b'!');
     let mut i = 0;
     while i < b.len() {
-        let Some(k) = b
-            .get(i..)
-            .and_then(|r| r.iter().position(|&c| leet(c).is_some()))
-        else {
+        let Some(j) = next_leet(b, i) else {
             break;
         };
-        let j = i + k;
         let mut start = j;
         while start > i && b.get(start - 1).copied().is_some_and(is_run) {
             start -= 1;
@@ -510,36 +541,17 @@ fn leet_scan_fast(
             *slot = leet(c).unwrap_or(c);
         }
         let folded = buf.get(..run.len()).unwrap_or(&[]);
-        if !filter.may_match(folded, 0) {
-            continue;
-        }
-        let input = aho_corasick::Input::new(folded).anchored(aho_corasick::Anchored::Yes);
-        if let Ok(Some(m)) = ac.try_find(input)
-            && m.end() == folded.len()
-        {
-            push(start, end, m.pattern().as_usize());
+        if let Some(p) = lexicon.whole(folded) {
+            push(start, end, p);
         }
     }
-}
-
-/// Whether `text[s..e]` sits at word boundaries: no letter or digit on either side of an
-/// edge that is one.
-fn bounded(text: &str, s: usize, e: usize) -> bool {
-    let Some(word) = text.get(s..e) else {
-        return false;
-    };
-    let first = word.chars().next();
-    let last = word.chars().next_back();
-    let before = text.get(..s).and_then(|t| t.chars().next_back());
-    let after = text.get(e..).and_then(|t| t.chars().next());
-    !((alnum_edge(first) && alnum_edge(before)) || (alnum_edge(last) && alnum_edge(after)))
 }
 
 /// Leftmost-longest automaton matches of `text` at word boundaries; when the longest match at
 /// a position is not bounded ("secret project" in "secret projector"), shorter ones at the
 /// same start are tried.
 pub(crate) fn scan(ac: &AhoCorasick, text: &str, push: &mut impl FnMut(usize, usize, usize)) {
-    let bounded = |s: usize, e: usize| bounded(text, s, e);
+    let bounded = |s: usize, e: usize| lexicon::bounded(text, s, e);
     let mut pos = 0;
     while pos < text.len() {
         let Ok(Some(m)) = ac.try_find(aho_corasick::Input::new(text).range(pos..)) else {
@@ -578,7 +590,7 @@ pub(crate) fn scan(ac: &AhoCorasick, text: &str, push: &mut impl FnMut(usize, us
 /// `hay` with every whitespace run folded to one space, and where the folding shifted the
 /// offsets: `(output offset, input offset)` of the first byte after each run of two or more;
 /// `None` when there is nothing to fold.
-fn collapse_ws(hay: &str) -> Option<(String, Vec<(usize, usize)>)> {
+pub(crate) fn collapse_ws(hay: &str) -> Option<(String, Vec<(usize, usize)>)> {
     let b = hay.as_bytes();
     // Two whitespace bytes in a row, or one that is not a space (one pass).
     let mut prev_ws = false;
@@ -610,6 +622,18 @@ fn collapse_ws(hay: &str) -> Option<(String, Vec<(usize, usize)>)> {
         }
     }
     String::from_utf8(out).ok().map(|s| (s, jumps))
+}
+
+/// A span `[s, e)` of [`collapse_ws`]'s output, in its input's offsets.
+pub(crate) fn uncollapse(jumps: &[(usize, usize)], s: usize, e: usize) -> (usize, usize) {
+    let back = |i: usize| {
+        let k = jumps.partition_point(|&(o, _)| o <= i);
+        match k.checked_sub(1).and_then(|k| jumps.get(k)) {
+            Some(&(o, input)) => i - o + input,
+            None => i,
+        }
+    };
+    (back(s), if e == 0 { 0 } else { back(e - 1) + 1 })
 }
 
 /// Hits and content confidences for one text.
@@ -765,7 +789,6 @@ impl CompiledGuardrail {
         let mut word_matcher = WordMatcher::default();
         let mut phrase_words = HashSet::new();
         if let Some(wp) = &policy.word_policy_config {
-            let mut ascii: Vec<String> = Vec::new();
             let mut unicode: Vec<String> = Vec::new();
             for (i, list) in wp.managed_word_lists_config.iter().enumerate() {
                 if list.list_type != "PROFANITY" {
@@ -788,7 +811,7 @@ impl CompiledGuardrail {
                     effective_block(&d, Source::Output),
                 ));
                 for w in words::PROFANITY {
-                    ascii.push((*w).to_string());
+                    word_matcher.ascii.push((*w).to_string());
                     word_matcher.ac_rules.push(rule);
                 }
             }
@@ -834,25 +857,17 @@ impl CompiledGuardrail {
                     effective_block(&d, Source::Output),
                 ));
                 if key.is_ascii() {
-                    ascii.push(key);
+                    word_matcher.ascii.push(key);
                     word_matcher.ac_rules.push(rule);
                 } else {
                     word_matcher.unicode_index.insert(key, rule);
                     unicode.push(normalized);
                 }
             }
-            if !ascii.is_empty() {
-                word_matcher.phrases = ascii.iter().any(|w| w.contains(' '));
-                word_matcher.filter = words::PrefixFilter::new(ascii.iter().map(String::as_bytes));
-                word_matcher.ac = Some(
-                    AhoCorasickBuilder::new()
-                        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                        .ascii_case_insensitive(true)
-                        .match_kind(MatchKind::LeftmostLongest)
-                        .start_kind(aho_corasick::StartKind::Both)
-                        .build(&ascii)
-                        .map_err(|e| err("wordPolicyConfig.wordsConfig", e.to_string()))?,
-                );
+            if !word_matcher.ascii.is_empty() {
+                word_matcher.phrases = word_matcher.ascii.iter().any(|w| w.contains(' '));
+                word_matcher.lexicon =
+                    Some(Lexicon::new(word_matcher.ascii.iter().map(String::as_str)));
             }
             if !unicode.is_empty() {
                 let bounded = words::alternation(unicode.iter().map(String::as_str), true);
@@ -1820,6 +1835,23 @@ pub(crate) mod tests {
     /// text, and random text dense in configured words, leetspeak, phrases across whitespace
     /// runs, odd-edged words (`c++`, `.net`), short words, apostrophes, non-ASCII letters and
     /// sentence breaks; whole texts and suffixes (`from`).
+    #[test]
+    fn next_leet_finds_the_first_leetspeak_byte() {
+        let text = "héllo, wörld: 7 sh1t b@d $ ! ~ `xyz 0".as_bytes();
+        for i in 0..=text.len() {
+            let expected = text
+                .get(i..)
+                .and_then(|r| r.iter().position(|&c| leet(c).is_some()))
+                .map(|k| i + k);
+            assert_eq!(next_leet(text, i), expected, "{i}");
+        }
+        for c in 0..=255u8 {
+            let mut t = [b'a'; 19];
+            t[11] = c;
+            assert_eq!(next_leet(&t, 0), leet(c).map(|_| 11), "{c}");
+        }
+    }
+
     #[test]
     fn fast_paths_equal_reference_paths() {
         use crate::guard::policy::{

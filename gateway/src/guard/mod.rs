@@ -22,6 +22,7 @@ pub mod cli;
 pub mod content;
 pub mod engine;
 pub mod gazetteer;
+pub mod lexicon;
 pub mod normalize;
 pub mod pii;
 pub mod policy;
