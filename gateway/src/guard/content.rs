@@ -16,10 +16,11 @@
 //!
 //! Everything is bounded: one automaton pass, one regex-set pass, base64 runs capped at 4 KiB.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
 use base64::Engine as _;
 use regex::RegexSet;
 
+use super::lexicon::Lexicon;
 use super::policy::{ContentFilterType, Strength};
 
 /// (category, weight, terms separated by `|`).
@@ -188,14 +189,55 @@ const MAX_BASE64: usize = 4096;
 /// Compiled once per engine.
 #[derive(Debug, Clone)]
 pub(crate) struct ContentClassifier {
-    lexicon: AhoCorasick,
-    /// Per automaton pattern: (category index, weight).
+    lexicon: Lexicon,
+    /// Per lexicon pattern: (category index, weight).
     meta: Vec<(usize, u8)>,
     attacks: RegexSet,
     /// Literals one of which every attack signature contains: the set runs only when one
     /// occurs.
     attack_anchors: AhoCorasick,
-    base64: regex::Regex,
+}
+
+fn is_base64(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'+' || c == b'/'
+}
+
+/// The matches of `[A-Za-z0-9+/]{40,}={0,2}` in `text`, leftmost first: each run of 40 or
+/// more base64 bytes, whole, with up to two `=` after it. A run that long covers every
+/// 40th byte, so the search looks at every 40th byte and only around those that could be in
+/// one (prose is skipped a word at a time).
+fn base64_runs(text: &str) -> impl Iterator<Item = &str> {
+    const RUN: usize = 40;
+    let b = text.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        // Invariant: no run of RUN or more begins in b[..i] outside the matches returned.
+        while let Some(&probe) = b.get(i + RUN - 1) {
+            if !is_base64(probe) {
+                i += RUN;
+                continue;
+            }
+            let mut start = i + RUN - 1;
+            while start > i && b.get(start - 1).copied().is_some_and(is_base64) {
+                start -= 1;
+            }
+            let mut end = i + RUN;
+            while b.get(end).copied().is_some_and(is_base64) {
+                end += 1;
+            }
+            if end - start < RUN {
+                i = end + 1;
+                continue;
+            }
+            let mut stop = end;
+            while stop < end + 2 && b.get(stop) == Some(&b'=') {
+                stop += 1;
+            }
+            i = stop;
+            return text.get(start..stop);
+        }
+        None
+    })
 }
 
 fn category_index(t: ContentFilterType) -> usize {
@@ -224,13 +266,7 @@ impl ContentClassifier {
                 meta.push((category_index(*cat), *weight));
             }
         }
-        let lexicon = AhoCorasickBuilder::new()
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .start_kind(aho_corasick::StartKind::Both)
-            .build(&terms)
-            .map_err(|e| format!("content lexicon: {e}"))?;
+        let lexicon = Lexicon::new(terms.iter().map(String::as_str));
         let attacks = RegexSet::new(ATTACKS.iter().map(|(_, p)| *p))
             .map_err(|e| format!("prompt-attack patterns: {e}"))?;
         let attack_anchors = AhoCorasickBuilder::new()
@@ -238,14 +274,11 @@ impl ContentClassifier {
             .ascii_case_insensitive(true)
             .build(ATTACK_ANCHORS)
             .map_err(|e| format!("prompt-attack anchors: {e}"))?;
-        let base64 = regex::Regex::new(r"[A-Za-z0-9+/]{40,}={0,2}")
-            .map_err(|e| format!("base64 pattern: {e}"))?;
         Ok(ContentClassifier {
             lexicon,
             meta,
             attacks,
             attack_anchors,
-            base64,
         })
     }
 
@@ -254,7 +287,7 @@ impl ContentClassifier {
     pub(crate) fn classify(&self, normalized: &str, original: &str) -> [Strength; 6] {
         let mut scores = [0u32; 6];
         let mut seen = vec![false; self.meta.len()];
-        super::engine::scan(&self.lexicon, normalized, &mut |_, _, idx| {
+        self.lexicon.scan(normalized, &mut |_, _, idx| {
             if let Some(s) = seen.get_mut(idx)
                 && !*s
             {
@@ -320,8 +353,7 @@ impl ContentClassifier {
                     .windows(6)
                     .any(|w| w.eq_ignore_ascii_case(b"decode") || w.eq_ignore_ascii_case(b"base64"))
         };
-        for m in self.base64.find_iter(normalized).take(16) {
-            let run = m.as_str();
+        for run in base64_runs(normalized).take(16) {
             let run = run.get(..run.len().min(MAX_BASE64)).unwrap_or("");
             let trimmed = &run[..run.len() - run.len() % 4];
             let decoded = base64::engine::general_purpose::STANDARD
@@ -413,6 +445,45 @@ mod tests {
             assert!(c.attacks.is_match(phrase), "{phrase}");
             assert!(c.attack_anchors.is_match(phrase), "{phrase}");
         }
+    }
+
+    #[test]
+    fn base64_runs_equal_the_regex() {
+        let re = regex::Regex::new(r"[A-Za-z0-9+/]{40,}={0,2}").unwrap();
+        let long = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0MTIzNDU2Nzg5";
+        let mut texts = vec![
+            String::new(),
+            long.to_string(),
+            format!("{long}=="),
+            format!("{long}==="),
+            format!("x {long}= y {long}"),
+            format!("{}é{}", &long[..39], &long[..39]),
+            format!("{}-{long}{long}", &long[..20]),
+            format!("{}", &long[..40]),
+            format!("{} {}", &long[..40], &long[..39]),
+        ];
+        let mut seed = 0x9e37_79b9_u64;
+        let alphabet = ["a", "Z", "9", "+", "/", "=", " ", "é", ".", "ab", "QUJD"];
+        for _ in 0..5_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let n = (seed % 200) as usize;
+            let mut t = String::new();
+            for k in 0..n {
+                // Mostly base64 bytes, so runs of 40 or more are common.
+                let pick = (seed.rotate_left(k as u32 % 64) as usize) % 37;
+                t.push_str(alphabet.get(pick).copied().unwrap_or("b"));
+            }
+            texts.push(t);
+        }
+        let mut found = 0;
+        for t in &texts {
+            let expected: Vec<&str> = re.find_iter(t).map(|m| m.as_str()).collect();
+            found += expected.len();
+            assert_eq!(base64_runs(t).collect::<Vec<_>>(), expected, "{t:?}");
+        }
+        assert!(found > 500, "{found}");
     }
 
     #[test]
