@@ -194,6 +194,35 @@ struct Candidates {
     seen: Vec<bool>,
 }
 
+impl Candidates {
+    /// Empty every list (keeping its capacity), with one cue list per matcher.
+    fn clear(&mut self, matchers: usize) {
+        for list in [
+            &mut self.digit,
+            &mut self.upper,
+            &mut self.alnum,
+            &mut self.iban,
+            &mut self.mac,
+            &mut self.phone,
+            &mut self.email,
+            &mut self.colon,
+        ] {
+            list.clear();
+        }
+        self.cue.resize_with(matchers, Vec::new);
+        for list in &mut self.cue {
+            list.clear();
+        }
+        self.seen.clear();
+        self.seen.resize(matchers, false);
+    }
+}
+
+thread_local! {
+    /// One thread's candidate lists, reused by every text it guards.
+    static SCRATCH: std::cell::Cell<Candidates> = std::cell::Cell::new(Candidates::default());
+}
+
 fn is_word_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_'
 }
@@ -1006,8 +1035,9 @@ impl CompiledGuardrail {
         } else {
             Some(
                 AhoCorasickBuilder::new()
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                     .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::LeftmostFirst)
+                    .match_kind(MatchKind::Standard)
                     .build(&anchor_list)
                     .map_err(|e| err("sensitiveInformationPolicyConfig", e.to_string()))?,
             )
@@ -1095,14 +1125,16 @@ impl CompiledGuardrail {
         let hay = norm.as_str();
         let mut hits: Vec<Hit> = Vec::new();
         if !self.matchers.is_empty() {
-            let cands = if self.needs.any() || self.anchors.is_some() {
-                self.candidates(hay)
-            } else {
-                Candidates::default()
-            };
+            // The candidate lists keep their capacity from one text to the next.
+            let mut cands = SCRATCH.take();
+            cands.clear(self.matchers.len());
+            if self.needs.any() || self.anchors.is_some() {
+                self.candidates(hay, &mut cands);
+            }
             for (i, m) in self.matchers.iter().enumerate() {
                 self.run(m, i, &cands, source, hay, &norm, from, &mut hits);
             }
+            SCRATCH.set(cands);
         }
         self.drop_generic_inside_specific(&mut hits);
         if !self.words.is_empty() {
@@ -1171,9 +1203,8 @@ impl CompiledGuardrail {
 
     /// Every matcher's candidate starts in `hay`: one pass over its bytes, one overlapping
     /// pass of the cue automaton.
-    fn candidates(&self, hay: &str) -> Candidates {
+    fn candidates(&self, hay: &str, c: &mut Candidates) {
         let b = hay.as_bytes();
-        let mut c = Candidates::default();
         let needs = &self.needs;
         let mut ats: Vec<usize> = Vec::new();
         let mut colons: Vec<usize> = Vec::new();
@@ -1260,15 +1291,14 @@ impl CompiledGuardrail {
             }
         }
         if let Some(ac) = &self.anchors {
-            c.cue = vec![Vec::new(); self.matchers.len()];
-            c.seen = vec![false; self.matchers.len()];
-            // Every position where some literal begins, in order (the leftmost match from one
-            // past the last start). Literals beginning at the same position are prefixes of
-            // one another, and each literal's targets include those of its prefix relatives.
-            let mut pos = 0;
-            while pos < hay.len() {
-                let Ok(Some(m)) = ac.try_find(aho_corasick::Input::new(hay).span(pos..hay.len()))
-                else {
+            // Every position where some literal begins, all literals at once.
+            let mut state = aho_corasick::automaton::OverlappingState::start();
+            let input = aho_corasick::Input::new(hay);
+            loop {
+                if ac.try_find_overlapping(input.clone(), &mut state).is_err() {
+                    break;
+                }
+                let Some(m) = state.get_match() else {
                     break;
                 };
                 let a = m.pattern().as_usize();
@@ -1280,10 +1310,15 @@ impl CompiledGuardrail {
                         list.push(m.start());
                     }
                 }
-                pos = m.start() + 1;
+            }
+            // Reported by end: a longer literal may end after a shorter one that begins later.
+            for list in &mut c.cue {
+                if !list.is_sorted() {
+                    list.sort_unstable();
+                }
+                list.dedup();
             }
         }
-        c
     }
 
     /// A generic PII hit (PHONE, PIN, ...) inside a specific one's span is the same value seen
@@ -2979,7 +3014,10 @@ pub(crate) mod tests {
             std::hint::black_box(g.normalizer.normalize(&text));
         });
         time("candidates", &|| {
-            std::hint::black_box(g.candidates(&text));
+            let mut c = Candidates::default();
+            c.clear(g.matchers.len());
+            g.candidates(&text, &mut c);
+            std::hint::black_box(c);
         });
         time("stream, 4-char fragments", &|| {
             let mut s = e.stream_sync(&gref()).unwrap();
