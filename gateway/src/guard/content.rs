@@ -284,10 +284,23 @@ impl ContentClassifier {
 
     /// Confidence per category (indexed like [`ContentFilterType::ALL`]) for `normalized`,
     /// whose unnormalized form is `original` (inspected for invisible characters).
+    #[cfg(test)]
     pub(crate) fn classify(&self, normalized: &str, original: &str) -> [Strength; 6] {
+        let mut runs = Vec::new();
+        super::lexicon::ascii_runs(normalized.as_bytes(), &mut runs);
+        self.classify_runs(normalized, &runs, original)
+    }
+
+    /// [`classify`](Self::classify), given `normalized`'s [`ascii_runs`](super::lexicon::ascii_runs).
+    pub(crate) fn classify_runs(
+        &self,
+        normalized: &str,
+        runs: &[(usize, usize)],
+        original: &str,
+    ) -> [Strength; 6] {
         let mut scores = [0u32; 6];
         let mut seen = vec![false; self.meta.len()];
-        self.lexicon.scan(normalized, &mut |_, _, idx| {
+        self.lexicon.scan_runs(normalized, runs, &mut |_, _, idx| {
             if let Some(s) = seen.get_mut(idx)
                 && !*s
             {

@@ -221,6 +221,8 @@ impl Candidates {
 thread_local! {
     /// One thread's candidate lists, reused by every text it guards.
     static SCRATCH: std::cell::Cell<Candidates> = std::cell::Cell::new(Candidates::default());
+    /// One thread's [`lexicon::ascii_runs`] buffer.
+    static RUNS: std::cell::Cell<Vec<(usize, usize)>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 fn is_word_byte(c: u8) -> bool {
@@ -427,7 +429,13 @@ impl WordMatcher {
 
     /// Word hits in normalized offsets: (start, end, rule). `reference` selects the reference
     /// passes (an automaton; every run looked at for leetspeak) the fast ones must equal.
-    fn find(&self, hay: &str, reference: bool, out: &mut Vec<(usize, usize, usize)>) {
+    fn find(
+        &self,
+        hay: &str,
+        runs: &[(usize, usize)],
+        reference: bool,
+        out: &mut Vec<(usize, usize, usize)>,
+    ) {
         if let Some(lexicon) = &self.lexicon {
             if reference && let Some(ac) = self.reference_automaton() {
                 // The automaton sees whitespace runs folded to one space.
@@ -451,7 +459,7 @@ impl WordMatcher {
                         out.push((s, e, rule));
                     }
                 };
-                lexicon.scan(hay, &mut push);
+                lexicon.scan_runs(hay, runs, &mut push);
                 leet_scan_fast(lexicon, hay, &mut push);
             }
         }
@@ -1137,9 +1145,15 @@ impl CompiledGuardrail {
             SCRATCH.set(cands);
         }
         self.drop_generic_inside_specific(&mut hits);
+        // The text's runs of ASCII letters and digits, found once for every word-level policy.
+        let mut runs = RUNS.take();
+        runs.clear();
+        if !self.words.is_empty() || (sentence && self.has_topics()) {
+            lexicon::ascii_runs(hay.as_bytes(), &mut runs);
+        }
         if !self.words.is_empty() {
             let mut found = Vec::new();
-            self.words.find(hay, self.reference, &mut found);
+            self.words.find(hay, &runs, self.reference, &mut found);
             for (s, e, rule) in found {
                 if let Some(action) = self.rules.get(rule).and_then(|r| r.action(source)) {
                     let (os, oe) = norm.to_original(s, e);
@@ -1158,7 +1172,10 @@ impl CompiledGuardrail {
         if sentence && self.has_topics() {
             let nfrom = norm.normalized_offset(from);
             let rest = hay.get(nfrom..).unwrap_or("");
-            self.topics.classify(rest, |rule| {
+            if nfrom > 0 {
+                lexicon::ascii_runs(rest.as_bytes(), &mut runs);
+            }
+            let mut topic_hit = |rule: usize| {
                 if let Some(action) = self.rules.get(rule).and_then(|r| r.action(source)) {
                     hits.push(Hit {
                         start: from,
@@ -1168,9 +1185,14 @@ impl CompiledGuardrail {
                         confidence: Strength::None,
                     });
                 }
-            });
+            };
+            if self.reference {
+                self.topics.classify(rest, topic_hit);
+            } else {
+                self.topics.classify_runs(rest, &runs, &mut topic_hit);
+            }
             if let Some(classifier) = &self.content {
-                let scores = classifier.classify(rest, text.get(from..).unwrap_or(""));
+                let scores = classifier.classify_runs(rest, &runs, text.get(from..).unwrap_or(""));
                 for (t, rule) in &self.content_rules {
                     let Some(r) = self.rules.get(*rule) else {
                         continue;
@@ -1198,6 +1220,7 @@ impl CompiledGuardrail {
                 }
             }
         }
+        RUNS.set(runs);
         Evaluation { hits }
     }
 

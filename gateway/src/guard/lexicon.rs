@@ -71,11 +71,73 @@ fn run_hash_at(b: &[u8], s: usize, n: usize) -> u64 {
         && let Some(word) = b.get(s..s + 8).and_then(|w| <[u8; 8]>::try_from(w).ok())
     {
         const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mask = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+        let mask = if n == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * n)) - 1
+        };
         let w = (u64::from_le_bytes(word) | 0x2020_2020_2020_2020) & mask;
         return ((n as u64).wrapping_mul(K).rotate_left(5) ^ w).wrapping_mul(K);
     }
     run_hash(b.get(s..s + n).unwrap_or(&[]))
+}
+
+/// Bit `k` set when `chunk[k]` (up to 64 bytes) is an ASCII letter or digit; eight bytes at a
+/// time with word arithmetic.
+fn alnum_mask(chunk: &[u8]) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Per byte, high bit set when the byte is at least `n` (bytes below 0x80; no carries).
+    const fn at_least(n: u8) -> u64 {
+        (0x80 - n as u64) * 0x0101_0101_0101_0101
+    }
+    let mut mask = 0u64;
+    let mut words = chunk.chunks_exact(8);
+    for (i, w) in words.by_ref().enumerate() {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or_default());
+        let y = x & LOW7;
+        let digit = (y + at_least(b'0')) & !(y + at_least(b'9' + 1));
+        let z = y | 0x2020_2020_2020_2020;
+        let letter = (z + at_least(b'a')) & !(z + at_least(b'z' + 1));
+        let alnum = (digit | letter) & !x & HIGH;
+        // Gather each byte's high bit into one byte (bit k from byte k).
+        let bits = ((alnum >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
+        mask |= bits << (8 * i);
+    }
+    let done = chunk.len() - words.remainder().len();
+    for (k, c) in words.remainder().iter().enumerate() {
+        mask |= u64::from(c.is_ascii_alphanumeric()) << (done + k);
+    }
+    mask
+}
+
+/// Every maximal run of ASCII letters and digits in `b`, as `[start, end)`, in order, into
+/// `out` (cleared first). 64 bytes at a time: a bit mask of the block's letters and digits,
+/// whose rising and falling edges are the runs' starts and ends. The one walk over a text's
+/// bytes that the word-level policies share.
+pub(crate) fn ascii_runs(b: &[u8], out: &mut Vec<(usize, usize)>) {
+    out.clear();
+    let mut open = 0u64;
+    let mut start = 0;
+    for (block, chunk) in b.chunks(64).enumerate() {
+        let mask = alnum_mask(chunk);
+        let shifted = (mask << 1) | open;
+        let mut edges = (mask & !shifted) | (!mask & shifted);
+        let base = block * 64;
+        while edges != 0 {
+            let k = edges.trailing_zeros() as usize;
+            edges &= edges - 1;
+            if mask & (1 << k) != 0 {
+                start = base + k;
+            } else {
+                out.push((start, base + k));
+            }
+        }
+        open = mask >> 63;
+    }
+    if open != 0 {
+        out.push((start, b.len()));
+    }
 }
 
 /// Whether the character ending at `text[..i]` is a letter or digit.
@@ -174,7 +236,9 @@ impl Lexicon {
                 *s = Slot { hash, start, len };
             }
         }
-        let filter_bits = (groups.len() * 8).next_power_of_two().clamp(1 << 10, 1 << 20);
+        let filter_bits = (groups.len() * 8)
+            .next_power_of_two()
+            .clamp(1 << 10, 1 << 20);
         let filter_shift = 64 - filter_bits.trailing_zeros();
         let mut filter = vec![0u64; filter_bits / 64];
         for &(hash, _, _) in &groups {
@@ -306,6 +370,45 @@ impl Lexicon {
         }
     }
 
+    /// Whether some pattern begins with a byte other than a letter or digit ([`scan_runs`]
+    /// can't find those).
+    ///
+    /// [`scan_runs`]: Self::scan_runs
+    pub(crate) fn has_leads(&self) -> bool {
+        self.leads.iter().any(|l| l.1 > 0)
+    }
+
+    /// [`scan`](Self::scan) for a lexicon without [lead bytes](Self::has_leads), given
+    /// `text`'s [`ascii_runs`]: only the runs are looked at.
+    pub(crate) fn scan_runs(
+        &self,
+        text: &str,
+        runs: &[(usize, usize)],
+        push: &mut impl FnMut(usize, usize, usize),
+    ) {
+        if self.has_leads() {
+            self.scan(text, push);
+            return;
+        }
+        let b = text.as_bytes();
+        let mut next = 0;
+        for &(s, e) in runs {
+            if s < next
+                || e - s > self.max_head
+                || (s > 0 && b.get(s - 1).is_some_and(|&p| p >= 0x80) && alnum_before(text, s))
+            {
+                continue;
+            }
+            let cands = self.headed(b, s, e - s);
+            if !cands.is_empty()
+                && let Some((end, id)) = self.longest(cands, text, s)
+            {
+                push(s, end, id);
+                next = end;
+            }
+        }
+    }
+
     /// The pattern equal to `run` (ASCII letters and digits), ignoring case.
     pub(crate) fn whole(&self, run: &[u8]) -> Option<usize> {
         if run.len() > self.max_head {
@@ -344,8 +447,16 @@ mod tests {
     }
 
     fn lexicon_scan(patterns: &[&str], text: &str) -> Vec<(usize, usize, usize)> {
+        let lexicon = Lexicon::new(patterns.iter().copied());
         let mut out = Vec::new();
-        Lexicon::new(patterns.iter().copied()).scan(text, &mut |s, e, p| out.push((s, e, p)));
+        lexicon.scan(text, &mut |s, e, p| out.push((s, e, p)));
+        if !lexicon.has_leads() {
+            let mut runs = Vec::new();
+            ascii_runs(text.as_bytes(), &mut runs);
+            let mut by_runs = Vec::new();
+            lexicon.scan_runs(text, &runs, &mut |s, e, p| by_runs.push((s, e, p)));
+            assert_eq!(by_runs, out, "runs of {text:?}");
+        }
         out
     }
 
@@ -378,8 +489,59 @@ mod tests {
         let text = b"aBc9 hello WORLD12 abcdefghij x";
         for s in 0..text.len() {
             for n in 1..=text.len() - s {
-                assert_eq!(run_hash_at(text, s, n), run_hash(&text[s..s + n]), "{s} {n}");
+                assert_eq!(
+                    run_hash_at(text, s, n),
+                    run_hash(&text[s..s + n]),
+                    "{s} {n}"
+                );
             }
+        }
+    }
+
+    #[test]
+    fn alnum_mask_classifies_every_byte() {
+        for c in 0..=255u8 {
+            for at in [0, 5, 8, 13, 63] {
+                let mut chunk = [b' '; 64];
+                chunk[at] = c;
+                let expected = u64::from(c.is_ascii_alphanumeric()) << at;
+                assert_eq!(alnum_mask(&chunk), expected, "{c} at {at}");
+                assert_eq!(alnum_mask(&chunk[..at + 1]), expected, "{c} at {at}, short");
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_runs_are_the_maximal_runs() {
+        let mut seed = 0x2545_f491_u64;
+        let mut runs = Vec::new();
+        for len in 0..300 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let text: Vec<u8> = (0..len)
+                .map(|k| match (seed.rotate_left(k as u32 % 64) >> 3) % 5 {
+                    0 => b' ',
+                    1 => 0xC3,
+                    2 => b'7',
+                    _ => b'a' + (k % 26) as u8,
+                })
+                .collect();
+            let mut expected = Vec::new();
+            let mut i = 0;
+            while i < text.len() {
+                if text[i].is_ascii_alphanumeric() {
+                    let s = i;
+                    while i < text.len() && text[i].is_ascii_alphanumeric() {
+                        i += 1;
+                    }
+                    expected.push((s, i));
+                } else {
+                    i += 1;
+                }
+            }
+            ascii_runs(&text, &mut runs);
+            assert_eq!(runs, expected, "{len}");
         }
     }
 
@@ -396,6 +558,9 @@ mod tests {
     /// the walk finds exactly what the automaton finds.
     #[test]
     fn equals_the_automaton_scan() {
+        let patterns_without_leads = [
+            "ab", "abc", "abc def", "a", "7", "7a", "x y z", "def", "y z",
+        ];
         let patterns = [
             "ab", "abc", "abc def", "a", "b-c", "-x", ".n", "q!", "7", "7a", "x y z", "xy", "ab'c",
             "def", "y z",
@@ -416,6 +581,11 @@ mod tests {
             let len = 1 + next(20);
             let text: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
             let expected = automaton_scan(&patterns, &text);
+            assert_eq!(
+                lexicon_scan(&patterns_without_leads, &text),
+                automaton_scan(&patterns_without_leads, &text),
+                "{text:?}"
+            );
             matched += usize::from(!expected.is_empty());
             assert_eq!(lexicon_scan(&patterns, &text), expected, "{text:?}");
         }

@@ -541,6 +541,32 @@ pub(crate) struct TopicIndex {
     prefilter: Option<AhoCorasick>,
     /// The subject (non-request) stems only: a text without one can't match any topic.
     subjects: Option<AhoCorasick>,
+    /// With an ASCII vocabulary of stems of two or more bytes: one bit per lower-cased
+    /// two-byte stem prefix (65,536 bits). A token whose first two bytes are not one has no
+    /// stem in the vocabulary, and is not stemmed.
+    bigrams: Option<Vec<u64>>,
+}
+
+/// Whether `gap` (text between two runs of letters and digits; `after` is the text after it)
+/// holds a [`segments`] cut: a newline, or a terminator followed by whitespace.
+fn gap_has_cut(gap: &str, after: &str) -> bool {
+    if gap
+        .bytes()
+        .all(|c| c.is_ascii() && !matches!(c, b'\n' | b'.' | b'!' | b'?'))
+    {
+        return false;
+    }
+    let mut chars = gap.chars().chain(after.chars().take(1)).peekable();
+    while let Some(c) = chars.next() {
+        if c == '\n' || (is_terminator(c) && chars.peek().is_some_and(|n| n.is_whitespace())) {
+            return true;
+        }
+    }
+    false
+}
+
+fn bigram(a: u8, b: u8) -> usize {
+    (usize::from(a | 0x20) << 8) | usize::from(b | 0x20)
 }
 
 impl TopicIndex {
@@ -628,6 +654,19 @@ impl TopicIndex {
                 .build(list)
                 .ok()
         };
+        self.bigrams = None;
+        if !stems.is_empty() && stems.iter().all(|s| s.is_ascii() && s.len() >= 2) {
+            let mut bits = vec![0u64; 1 << 10];
+            for s in &stems {
+                if let [a, b, ..] = s.as_bytes() {
+                    let k = bigram(*a, *b);
+                    if let Some(w) = bits.get_mut(k / 64) {
+                        *w |= 1 << (k % 64);
+                    }
+                }
+            }
+            self.bigrams = Some(bits);
+        }
         if !stems.is_empty() && stems.iter().all(|s| s.is_ascii()) {
             let subjects: Vec<&String> = stems.iter().copied().filter(|s| !is_action(s)).collect();
             self.prefilter = build(&stems);
@@ -706,6 +745,135 @@ impl TopicIndex {
         }
     }
 
+    /// [`classify`](Self::classify), given `text`'s [`ascii_runs`](super::lexicon::ascii_runs):
+    /// a segment's tokens are its runs (looked up when their first two bytes begin some stem),
+    /// no automaton pass. Equal to `classify` (the tests compare them).
+    pub(crate) fn classify_runs(
+        &self,
+        text: &str,
+        runs: &[(usize, usize)],
+        mut hit: impl FnMut(usize),
+    ) {
+        let Some(bigrams) = &self.bigrams else {
+            self.classify(text, hit);
+            return;
+        };
+        if self.topics.is_empty() || self.subjects.is_none() {
+            return;
+        }
+        let b = text.as_bytes();
+        let mut buf = String::new();
+        let mut ids: Vec<u32> = Vec::new();
+        let mut found = vec![false; self.topics.len()];
+        // Segments are not cut out: a run is in a new segment when the gap before it holds a
+        // cut ([`segments`]: a newline, or a terminator followed by whitespace).
+        let mut gap_start = 0;
+        for &(s, e) in runs {
+            let gap = text.get(gap_start..s).unwrap_or("");
+            gap_start = e;
+            if gap_has_cut(gap, text.get(s..).unwrap_or("")) {
+                if self.match_segment(&mut ids, &mut found, &mut hit) {
+                    return;
+                }
+                ids.clear();
+            }
+            if s > 0 && b.get(s - 1).is_some_and(|&p| p >= 0x80 || p == b'\'') {
+                continue;
+            }
+            if b.get(e).is_some_and(|&c| c >= 0x80 || c == b'\'') {
+                // Non-ASCII letters or an apostrophe follow: looked at, as `classify` does,
+                // when some stem begins the word.
+                let run = b.get(s..e).unwrap_or(&[]);
+                let begins = (1..=run.len()).any(|k| {
+                    buf.clear();
+                    buf.extend(
+                        run.iter()
+                            .take(k)
+                            .map(|c| char::from(c.to_ascii_lowercase())),
+                    );
+                    self.vocab.contains_key(buf.as_str())
+                });
+                if begins {
+                    let mut end = e;
+                    while let Some(c) = text.get(end..).and_then(|t| t.chars().next()) {
+                        if c.is_alphanumeric() || c == '\'' || c == '\u{2019}' {
+                            end += c.len_utf8();
+                        } else {
+                            break;
+                        }
+                    }
+                    let word = text.get(s..end).unwrap_or("");
+                    for_each_token(word, &mut buf, |t| {
+                        if let Some(&id) = self.vocab.get(stem(t))
+                            && !is_stop(t)
+                        {
+                            ids.push(id);
+                        }
+                    });
+                }
+                continue;
+            }
+            let (Some(&x), Some(&y)) = (b.get(s), b.get(s + 1)) else {
+                continue;
+            };
+            let k = bigram(x, y);
+            if e - s < 2
+                || e - s > 64
+                || bigrams.get(k / 64).is_none_or(|w| w & (1 << (k % 64)) == 0)
+            {
+                if e - s > 64 {
+                    // Long runs: the general path.
+                    buf.clear();
+                    buf.extend(
+                        b.get(s..e)
+                            .unwrap_or(&[])
+                            .iter()
+                            .map(|c| char::from(c.to_ascii_lowercase())),
+                    );
+                    if let Some(&id) = self.vocab.get(stem(&buf))
+                        && !is_stop(&buf)
+                    {
+                        ids.push(id);
+                    }
+                }
+                continue;
+            }
+            let mut lower = [0u8; 64];
+            for (slot, c) in lower.iter_mut().zip(b.get(s..e).unwrap_or(&[])) {
+                *slot = c.to_ascii_lowercase();
+            }
+            let word = std::str::from_utf8(lower.get(..e - s).unwrap_or(&[])).unwrap_or("");
+            if let Some(&id) = self.vocab.get(stem(word))
+                && !is_stop(word)
+            {
+                ids.push(id);
+            }
+        }
+        self.match_segment(&mut ids, &mut found, &mut hit);
+    }
+
+    /// Reports every not yet `found` topic that one segment's vocabulary `ids` match; whether
+    /// all are found now.
+    fn match_segment(
+        &self,
+        ids: &mut Vec<u32>,
+        found: &mut [bool],
+        hit: &mut impl FnMut(usize),
+    ) -> bool {
+        if ids.len() < 2 {
+            return false;
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        for (t, done) in self.topics.iter().zip(found.iter_mut()) {
+            if !*done && t.matches(ids) {
+                *done = true;
+                hit(t.rule);
+            }
+        }
+        found.iter().all(|f| *f)
+    }
+
     /// Calls `hit` once with the rule of every topic some segment of `text` matches.
     pub(crate) fn classify(&self, text: &str, mut hit: impl FnMut(usize)) {
         if self.topics.is_empty() {
@@ -726,18 +894,7 @@ impl TopicIndex {
         for seg in segments(text) {
             ids.clear();
             self.segment_ids(seg, &mut buf, &mut ids);
-            if ids.len() < 2 {
-                continue;
-            }
-            ids.sort_unstable();
-            ids.dedup();
-            for (t, done) in self.topics.iter().zip(found.iter_mut()) {
-                if !*done && t.matches(&ids) {
-                    *done = true;
-                    hit(t.rule);
-                }
-            }
-            if found.iter().all(|f| *f) {
+            if self.match_segment(&mut ids, &mut found, &mut hit) {
                 break;
             }
         }
