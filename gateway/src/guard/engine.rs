@@ -18,13 +18,15 @@
 //!    would, without scanning the text once per detector (31 full scans measured 5x slower; a
 //!    `RegexSet` over all ~45 patterns 3x slower still). Custom regexes (and the two gated PII
 //!    patterns) scan in full with their own literal prefilters. Every hit is validated.
-//! 3. words: one leftmost-longest Aho-Corasick pass over the normalized text (ASCII
-//!    case-insensitive, whole words, phrases across any whitespace), and an anchored lookup of
-//!    each leetspeak-folded run of letters mixed with digits or `@`/`$`/`!` (`sh1t`,
-//!    `b@nanas`) — only runs holding such a byte are visited, and a bit set of the words'
-//!    4-byte prefixes ([`words::PrefixFilter`]) skips most lookups;
+//! 3. words: the text's runs of ASCII letters and digits are found once
+//!    ([`lexicon::ascii_runs`]) and each word-starting run is looked up in a hashed
+//!    [`Lexicon`] (whole words, ASCII case-insensitive, leftmost-longest, phrases across any
+//!    whitespace; equal to a leftmost-longest Aho-Corasick scan, which the tests use as the
+//!    reference); each leetspeak-folded run of letters mixed with digits or `@`/`$`/`!`
+//!    (`sh1t`, `b@nanas`) is looked up whole — only runs holding such a byte are visited;
 //! 4. sentence-level policies on `text[from..]`: denied topics ([`topic`](super::topic)) per
-//!    sentence, content filters ([`content`](super::content)) on the whole;
+//!    sentence, content filters ([`content`](super::content)) on the whole, both over the
+//!    same runs;
 //! 5. hits map back to original spans; overlapping ANONYMIZE hits merge into one span whose
 //!    placeholder is the longest hit's (config order breaks ties).
 //!
