@@ -475,6 +475,23 @@ impl WordMatcher {
     }
 }
 
+/// The run `b[start..after]` (letters, digits, `@`, `$`, `!`) without its trailing `!`s, when
+/// it is looked up as leetspeak: it mixes letters with leetspeak bytes, is at most 64 bytes
+/// and no non-ASCII byte touches it.
+fn leet_run(b: &[u8], start: usize, after: usize) -> Option<&[u8]> {
+    let mut end = after;
+    while end > start && b.get(end - 1) == Some(&b'!') {
+        end -= 1;
+    }
+    let run = b.get(start..end)?;
+    let letters = run.iter().any(u8::is_ascii_alphabetic);
+    let leet_chars = run.iter().any(|&c| leet(c).is_some());
+    let non_ascii_before = start > 0 && b.get(start - 1).is_some_and(|c| *c >= 0x80);
+    let non_ascii_after = b.get(after).is_some_and(|c| *c >= 0x80);
+    (letters && leet_chars && !non_ascii_before && !non_ascii_after && run.len() <= 64)
+        .then_some(run)
+}
+
 /// Leetspeak: each run of ASCII letters mixed with digits or `@` `$` `!` is folded and looked
 /// up as one whole word (`sh1t`, `b@nanas`).
 fn leet_scan(ac: &AhoCorasick, text: &str, push: &mut impl FnMut(usize, usize, usize)) {
@@ -490,20 +507,10 @@ fn leet_scan(ac: &AhoCorasick, text: &str, push: &mut impl FnMut(usize, usize, u
         while b.get(i).copied().is_some_and(is_run) {
             i += 1;
         }
-        let mut end = i;
-        while end > start && b.get(end - 1) == Some(&b'!') {
-            end -= 1;
-        }
-        let Some(run) = b.get(start..end) else {
+        let Some(run) = leet_run(b, start, i) else {
             continue;
         };
-        let letters = run.iter().any(u8::is_ascii_alphabetic);
-        let leet_chars = run.iter().any(|&c| leet(c).is_some());
-        let non_ascii_before = start > 0 && b.get(start - 1).is_some_and(|c| *c >= 0x80);
-        let non_ascii_after = b.get(i).is_some_and(|c| *c >= 0x80);
-        if !letters || !leet_chars || non_ascii_before || non_ascii_after || run.len() > 64 {
-            continue;
-        }
+        let end = start + run.len();
         let folded: Vec<u8> = run.iter().map(|&c| leet(c).unwrap_or(c)).collect();
         let input = aho_corasick::Input::new(&folded).anchored(aho_corasick::Anchored::Yes);
         if let Ok(Some(m)) = ac.try_find(input)
@@ -561,20 +568,10 @@ fn leet_scan_fast(lexicon: &Lexicon, text: &str, push: &mut impl FnMut(usize, us
             after += 1;
         }
         i = after;
-        let mut end = after;
-        while end > start && b.get(end - 1) == Some(&b'!') {
-            end -= 1;
-        }
-        let Some(run) = b.get(start..end) else {
+        let Some(run) = leet_run(b, start, after) else {
             continue;
         };
-        let letters = run.iter().any(u8::is_ascii_alphabetic);
-        let leet_chars = run.iter().any(|&c| leet(c).is_some());
-        let non_ascii_before = start > 0 && b.get(start - 1).is_some_and(|c| *c >= 0x80);
-        let non_ascii_after = b.get(after).is_some_and(|c| *c >= 0x80);
-        if !letters || !leet_chars || non_ascii_before || non_ascii_after || run.len() > 64 {
-            continue;
-        }
+        let end = start + run.len();
         let mut buf = [0u8; 64];
         for (slot, &c) in buf.iter_mut().zip(run) {
             *slot = leet(c).unwrap_or(c);

@@ -321,6 +321,22 @@ impl Lexicon {
         })
     }
 
+    /// The longest match beginning the letter/digit run `text[s..e]`, if that run starts a
+    /// word: (end, pattern).
+    fn at_run(&self, text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+        let b = text.as_bytes();
+        if e - s > self.max_head
+            || (s > 0 && b.get(s - 1).is_some_and(|&p| p >= 0x80) && alnum_before(text, s))
+        {
+            return None;
+        }
+        let cands = self.headed(b, s, e - s);
+        if cands.is_empty() {
+            return None;
+        }
+        self.longest(cands, text, s)
+    }
+
     /// Every match in `text`, in order: `push(start, end, pattern)`.
     pub(crate) fn scan(&self, text: &str, push: &mut impl FnMut(usize, usize, usize)) {
         let b = text.as_bytes();
@@ -350,17 +366,8 @@ impl Lexicon {
                     while b.get(i).copied().is_some_and(is_alnum) {
                         i += 1;
                     }
-                    if s < next
-                        || i - s > self.max_head
-                        || (s > 0
-                            && b.get(s - 1).is_some_and(|&p| p >= 0x80)
-                            && alnum_before(text, s))
-                    {
-                        continue;
-                    }
-                    let cands = self.headed(b, s, i - s);
-                    if !cands.is_empty()
-                        && let Some((e, id)) = self.longest(cands, text, s)
+                    if s >= next
+                        && let Some((e, id)) = self.at_run(text, s, i)
                     {
                         push(s, e, id);
                         next = e;
@@ -390,18 +397,10 @@ impl Lexicon {
             self.scan(text, push);
             return;
         }
-        let b = text.as_bytes();
         let mut next = 0;
         for &(s, e) in runs {
-            if s < next
-                || e - s > self.max_head
-                || (s > 0 && b.get(s - 1).is_some_and(|&p| p >= 0x80) && alnum_before(text, s))
-            {
-                continue;
-            }
-            let cands = self.headed(b, s, e - s);
-            if !cands.is_empty()
-                && let Some((end, id)) = self.longest(cands, text, s)
+            if s >= next
+                && let Some((end, id)) = self.at_run(text, s, e)
             {
                 push(s, end, id);
                 next = end;

@@ -817,34 +817,14 @@ impl TopicIndex {
                 continue;
             };
             let k = bigram(x, y);
-            if e - s < 2
-                || e - s > 64
-                || bigrams.get(k / 64).is_none_or(|w| w & (1 << (k % 64)) == 0)
-            {
-                if e - s > 64 {
-                    // Long runs: the general path.
-                    buf.clear();
-                    buf.extend(
-                        b.get(s..e)
-                            .unwrap_or(&[])
-                            .iter()
-                            .map(|c| char::from(c.to_ascii_lowercase())),
-                    );
-                    if let Some(&id) = self.vocab.get(stem(&buf))
-                        && !is_stop(&buf)
-                    {
-                        ids.push(id);
-                    }
-                }
+            if e - s < 2 || bigrams.get(k / 64).is_none_or(|w| w & (1 << (k % 64)) == 0) {
                 continue;
             }
-            let mut lower = [0u8; 64];
-            for (slot, c) in lower.iter_mut().zip(b.get(s..e).unwrap_or(&[])) {
-                *slot = c.to_ascii_lowercase();
-            }
-            let word = std::str::from_utf8(lower.get(..e - s).unwrap_or(&[])).unwrap_or("");
-            if let Some(&id) = self.vocab.get(stem(word))
-                && !is_stop(word)
+            buf.clear();
+            buf.push_str(text.get(s..e).unwrap_or(""));
+            buf.make_ascii_lowercase();
+            if let Some(&id) = self.vocab.get(stem(&buf))
+                && !is_stop(&buf)
             {
                 ids.push(id);
             }
