@@ -205,8 +205,10 @@ fn main() {
         t.elapsed()
     );
 
-    // With `--part`, only that part runs (a profile then shows it alone).
-    let d = if part.is_none() {
+    // With `--part NAME`, only the parts whose label contains NAME run (a profile then shows
+    // them alone): e.g. `--part default`, `--part 31 types` (the full configuration), `--part PII`.
+    let wanted = |name: &str| part.as_deref().is_none_or(|want| name.contains(want));
+    let d = if wanted("default guardrail") {
         run("default guardrail", &default, &lines, bytes, rounds)
     } else {
         1.0
@@ -214,7 +216,7 @@ fn main() {
     if default_only {
         return;
     }
-    let f = if part.is_none() {
+    let f = if wanted("31 types + 10k words + 30 regexes + filters") {
         run(
             "31 types + 10k words + 30 regexes + filters",
             &full,
@@ -259,7 +261,7 @@ fn main() {
             ("  only content filters", content),
             ("  only denied topics", topics),
         ] {
-            if part.as_deref().is_some_and(|want| !name.contains(want)) {
+            if !wanted(name) {
                 continue;
             }
             let g = CompiledGuardrail::from_policy("part", &p).unwrap();

@@ -54,6 +54,7 @@ use super::pii::{self, PiiEntity, Start, Validator};
 use super::policy::{
     BlockAction, ContentFilterType, Directions, GuardrailPolicy, PiiAction, Strength,
 };
+use super::prefix_gate::{self, PrefixGate};
 use super::stream::EmbeddedStreamGuard;
 use super::topic::{self, TopicIndex};
 use super::words::{self, WordIndex};
@@ -693,6 +694,8 @@ pub struct CompiledGuardrail {
     anchors: Option<AhoCorasick>,
     /// Per anchor literal: the matchers it switches on.
     anchor_targets: Vec<Vec<usize>>,
+    /// Where the gated custom regexes' prefix literals begin (their `Start::Cue` lists).
+    regex_gate: Option<PrefixGate>,
     words: WordMatcher,
     topics: TopicIndex,
     /// Content filter rules, by category.
@@ -715,6 +718,8 @@ impl CompiledGuardrail {
     ) -> Result<CompiledGuardrail, String> {
         let err = |field: &str, msg: String| format!("guardrail '{id}': {field}: {msg}");
         let mut rules: Vec<Rule> = Vec::new();
+        // (prefix literal, matcher) for the custom regexes gated by a [`PrefixGate`].
+        let mut gate_pairs: Vec<(Vec<u8>, usize)> = Vec::new();
         let mut matchers: Vec<Matcher> = Vec::new();
 
         if let Some(sip) = &policy.sensitive_information_policy_config {
@@ -810,14 +815,31 @@ impl CompiledGuardrail {
                 );
                 r.placeholder = format!("{{{name}}}");
                 rules.push(r);
+                // Gated by its prefix literals when it has usable ones: it then runs anchored
+                // where one begins ([`PrefixGate`]); otherwise it scans in full.
+                let gated = prefix_gate::required_prefixes(&cfg.pattern).and_then(|literals| {
+                    let anchored = meta::Regex::builder()
+                        .configure(meta::Config::new().nfa_size_limit(Some(REGEX_SIZE_LIMIT)))
+                        .build(&cfg.pattern)
+                        .ok()?;
+                    Some((literals, anchored))
+                });
+                let (anchored_regex, start) = match gated {
+                    Some((literals, anchored)) => {
+                        let index = matchers.len();
+                        gate_pairs.extend(literals.into_iter().map(|l| (l, index)));
+                        (Some(anchored), Start::Cue)
+                    }
+                    None => (None, Start::Scan),
+                };
                 matchers.push(Matcher {
                     regex,
-                    anchored_regex: None,
+                    anchored_regex,
                     rule,
                     group: 0,
                     validate: None,
                     anchored: &[],
-                    start: Start::Scan,
+                    start,
                 });
             }
         }
@@ -1051,6 +1073,8 @@ impl CompiledGuardrail {
         };
         policy.validate().map_err(|e| err("policy", e))?;
 
+        let regex_gate = PrefixGate::new(&gate_pairs)
+            .map_err(|e| err("sensitiveInformationPolicyConfig.regexesConfig", e))?;
         let needs = Needs::of(&matchers);
         Ok(CompiledGuardrail {
             rules,
@@ -1060,6 +1084,7 @@ impl CompiledGuardrail {
             reference: false,
             anchors,
             anchor_targets,
+            regex_gate,
             words: word_matcher,
             topics,
             content: (!content_rules.is_empty()).then(|| shared.content.clone()),
@@ -1135,7 +1160,7 @@ impl CompiledGuardrail {
             // The candidate lists keep their capacity from one text to the next.
             let mut cands = SCRATCH.take();
             cands.clear(self.matchers.len());
-            if self.needs.any() || self.anchors.is_some() {
+            if self.needs.any() || self.anchors.is_some() || self.regex_gate.is_some() {
                 self.candidates(hay, &mut cands);
             }
             for (i, m) in self.matchers.iter().enumerate() {
@@ -1341,6 +1366,13 @@ impl CompiledGuardrail {
                 list.dedup();
             }
         }
+        if let Some(gate) = &self.regex_gate {
+            gate.positions(hay, &mut |p, t| {
+                if let Some(list) = c.cue.get_mut(t) {
+                    list.push(p);
+                }
+            });
+        }
     }
 
     /// A generic PII hit (PHONE, PIN, ...) inside a specific one's span is the same value seen
@@ -1483,7 +1515,14 @@ impl CompiledGuardrail {
             scan_all(m, hay, &mut push);
             return;
         };
-        let mut slots = vec![None; 2 * (m.group + 1)];
+        if list.is_empty() {
+            return;
+        }
+        let mut slots = if m.group == 0 {
+            Vec::new()
+        } else {
+            vec![None; 2 * (m.group + 1)]
+        };
         let mut pos = 0;
         for &c in list {
             if c < pos || check.is_some_and(|f| !f(b, c)) {
@@ -1786,9 +1825,39 @@ pub(crate) mod tests {
             pii_entities_config: PiiEntity::all()
                 .map(|e| pii(e.name(), PiiAction::Anonymize))
                 .collect(),
-            regexes_config: vec![],
+            // Custom regexes gated by their prefix literals (overlapping literals, word
+            // boundaries, case-insensitive, alternatives) and one that scans in full.
+            regexes_config: [
+                r"\bEMP0[0-9]-[0-9]{2,4}\b",
+                r"EMP[0-9]+",
+                r"(?i)\bak[a-z]a[0-9a-z]{2}",
+                r"(?:GB|FR)-[0-9]{2}\b",
+                r"(?:ssn |pass )[0-9]+",
+                r"s [0-9]{2}\b",
+                r"1-?2-?4",
+                r"\d{2}:\d{2}",
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, pattern)| RegexConfig {
+                name: format!("custom-{i}"),
+                description: None,
+                pattern: (*pattern).into(),
+                action: PiiAction::Anonymize,
+                input_action: None,
+                output_action: None,
+                input_enabled: None,
+                output_enabled: None,
+            })
+            .collect(),
         });
         let fast = CompiledGuardrail::from_policy("fast", &policy).unwrap();
+        let gated = fast
+            .matchers
+            .iter()
+            .filter(|m| m.anchored.is_empty() && matches!(m.start, Start::Cue))
+            .count();
+        assert_eq!(gated, 6, "custom regexes gated by prefix literals");
         let mut full = CompiledGuardrail::from_policy("full", &policy).unwrap();
         full.full_scan = true;
 
@@ -1827,7 +1896,11 @@ pub(crate) mod tests {
             "F",
             "K",
             "AKIA",
+            "akIa",
+            "EMP0",
+            "EMP",
             "GB",
+            "FR-",
             "Mr ",
             "John ",
             "Smith",

@@ -26,6 +26,7 @@ pub mod lexicon;
 pub mod normalize;
 pub mod pii;
 pub mod policy;
+pub mod prefix_gate;
 pub mod registry;
 pub mod registry_api;
 pub mod sigv4;
