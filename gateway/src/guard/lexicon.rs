@@ -41,6 +41,8 @@ pub(crate) struct Lexicon {
     filter_shift: u32,
     /// Per byte: its patterns in `order` when it is a [`LEAD`] byte.
     leads: Vec<(u32, u32)>,
+    /// Whether any byte is a lead byte (asked once per text, so kept rather than counted).
+    any_lead: bool,
     class: [u8; 256],
     /// The longest head: longer runs are not looked up.
     max_head: usize,
@@ -271,6 +273,7 @@ impl Lexicon {
             slots,
             filter,
             filter_shift,
+            any_lead: !led.is_empty(),
             leads,
             class,
             max_head,
@@ -382,7 +385,7 @@ impl Lexicon {
     ///
     /// [`scan_runs`]: Self::scan_runs
     pub(crate) fn has_leads(&self) -> bool {
-        self.leads.iter().any(|l| l.1 > 0)
+        self.any_lead
     }
 
     /// [`scan`](Self::scan) for a lexicon without [lead bytes](Self::has_leads), given
