@@ -9,17 +9,19 @@
 //! How one text is guarded ([`CompiledGuardrail::guard`]):
 //! 1. [`normalize`](super::normalize) it (NFKC, invisible characters, confusables, other
 //!    scripts' digits, `[at]`/`[dot]`), keeping a map back to the original;
-//! 2. one pass over the normalized bytes collects candidate starts (`Candidates`): word
-//!    starts by first byte (digit, upper case), `+`/`(` for phones, the address run before each
-//!    `@`, the bytes before each `:`, and — from one overlapping Aho-Corasick pass over the cue
-//!    literals ("passport", "routing", "cvv", ...) — where each contextual detector's cue
-//!    begins. Each PII detector's regex then runs *anchored* at its own candidates that pass a
-//!    cheap shape check ([`Start`]), in order, so it finds the same leftmost matches a full scan
-//!    would, without scanning the text once per detector (31 full scans measured 5x slower; a
-//!    `RegexSet` over all ~45 patterns 3x slower still). Custom regexes (and the two gated PII
-//!    patterns) scan in full with their own literal prefilters. Every hit is validated.
-//! 3. words: the text's runs of ASCII letters and digits are found once
-//!    ([`lexicon::ascii_runs`]) and each word-starting run is looked up in a hashed
+//! 2. the text's runs of ASCII letters and digits are found once ([`lexicon::ascii_runs`]) for
+//!    the cue literals and every word-level policy; one pass over the normalized bytes collects
+//!    candidate starts (`Candidates`): word starts by first byte (digit, upper case), `+`/`(`
+//!    for phones, the address run before each `@`, the bytes before each `:`; the runs where a
+//!    contextual detector's cue literal ("passport", "routing number", "cvv", ...) begins
+//!    ([`CueIndex`]); where a custom regex's prefix literals begin ([`PrefixGate`]). Each
+//!    detector's regex then runs *anchored* at its own candidates that pass a cheap shape check
+//!    ([`Start`]), in order, so it finds the same leftmost matches a full scan would, without
+//!    scanning the text once per detector (31 full scans measured 5x slower; a `RegexSet` over
+//!    all ~45 patterns 3x slower still). A custom regex without usable prefix literals, the
+//!    AWS secret key and the two gated PII patterns scan in full with their own literal
+//!    prefilters. Every hit is validated.
+//! 3. words: each word-starting run is looked up in a hashed
 //!    [`Lexicon`] (whole words, ASCII case-insensitive, leftmost-longest, phrases across any
 //!    whitespace; equal to a leftmost-longest Aho-Corasick scan, which the tests use as the
 //!    reference); each leetspeak-folded run of letters mixed with digits or `@`/`$`/`!`
@@ -48,6 +50,7 @@ use regex::{Regex, RegexBuilder};
 use regex_automata::{Anchored, Input, meta};
 
 use super::content::ContentClassifier;
+use super::cues::{self, CueIndex, CueLiteral};
 use super::lexicon::{self, Lexicon};
 use super::normalize::{Normalized, Normalizer};
 use super::pii::{self, PiiEntity, Start, Validator};
@@ -690,10 +693,8 @@ pub struct CompiledGuardrail {
     /// Tests: the reference leetspeak pass (every run of the text looked at), which the fast
     /// pass must equal.
     reference: bool,
-    /// One automaton over every anchored detector's literals.
-    anchors: Option<AhoCorasick>,
-    /// Per anchor literal: the matchers it switches on.
-    anchor_targets: Vec<Vec<usize>>,
+    /// Where every anchored detector's literals occur.
+    cues: Option<CueIndex>,
     /// Where the gated custom regexes' prefix literals begin (their `Start::Cue` lists).
     regex_gate: Option<PrefixGate>,
     words: WordMatcher,
@@ -1023,54 +1024,22 @@ impl CompiledGuardrail {
             }
         }
 
-        let mut anchor_list: Vec<&'static str> = Vec::new();
-        let mut anchor_targets: Vec<Vec<usize>> = Vec::new();
-        for (i, m) in matchers.iter().enumerate() {
-            for a in m.anchored {
-                match anchor_list.iter().position(|x| x == a) {
-                    Some(k) => {
-                        if let Some(t) = anchor_targets.get_mut(k) {
-                            t.push(i);
-                        }
-                    }
-                    None => {
-                        anchor_list.push(a);
-                        anchor_targets.push(vec![i]);
-                    }
-                }
-            }
-        }
-        // A literal also switches on the matchers of every literal that is a prefix of it or
-        // that it is a prefix of: those can begin at the same position.
-        let anchor_targets: Vec<Vec<usize>> = anchor_list
+        // Cue literals: a cue detector's are where its matches begin (word literals when its
+        // regex begins at a word boundary); a gated scan's are whole words in each of its
+        // matches (`pii::gated`).
+        let cue_literals: Vec<CueLiteral<'_>> = matchers
             .iter()
-            .map(|a| {
-                let mut t: Vec<usize> = anchor_list
-                    .iter()
-                    .zip(&anchor_targets)
-                    .filter(|(b, _)| {
-                        let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
-                        a.starts_with(&b) || b.starts_with(&a)
-                    })
-                    .flat_map(|(_, t)| t.iter().copied())
-                    .collect();
-                t.sort_unstable();
-                t.dedup();
-                t
+            .enumerate()
+            .flat_map(|(i, m)| {
+                let word_start = match m.start {
+                    Start::Cue => cues::begins_at_word_boundary(m.regex.as_str()),
+                    _ => true,
+                };
+                m.anchored.iter().map(move |a| (*a, i, word_start))
             })
             .collect();
-        let anchors = if anchor_list.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasickBuilder::new()
-                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .build(&anchor_list)
-                    .map_err(|e| err("sensitiveInformationPolicyConfig", e.to_string()))?,
-            )
-        };
+        let cues =
+            CueIndex::new(&cue_literals).map_err(|e| err("sensitiveInformationPolicyConfig", e))?;
         policy.validate().map_err(|e| err("policy", e))?;
 
         let regex_gate = PrefixGate::new(&gate_pairs)
@@ -1082,8 +1051,7 @@ impl CompiledGuardrail {
             needs,
             full_scan: false,
             reference: false,
-            anchors,
-            anchor_targets,
+            cues,
             regex_gate,
             words: word_matcher,
             topics,
@@ -1156,12 +1124,19 @@ impl CompiledGuardrail {
         let norm = self.normalizer.normalize(text);
         let hay = norm.as_str();
         let mut hits: Vec<Hit> = Vec::new();
+        // The text's runs of ASCII letters and digits, found once for the cue literals and
+        // every word-level policy.
+        let mut runs = RUNS.take();
+        runs.clear();
+        if self.cues.is_some() || !self.words.is_empty() || (sentence && self.has_topics()) {
+            lexicon::ascii_runs(hay.as_bytes(), &mut runs);
+        }
         if !self.matchers.is_empty() {
             // The candidate lists keep their capacity from one text to the next.
             let mut cands = SCRATCH.take();
             cands.clear(self.matchers.len());
-            if self.needs.any() || self.anchors.is_some() || self.regex_gate.is_some() {
-                self.candidates(hay, &mut cands);
+            if self.needs.any() || self.cues.is_some() || self.regex_gate.is_some() {
+                self.candidates(hay, &runs, &mut cands);
             }
             for (i, m) in self.matchers.iter().enumerate() {
                 self.run(m, i, &cands, source, hay, &norm, from, &mut hits);
@@ -1169,12 +1144,6 @@ impl CompiledGuardrail {
             SCRATCH.set(cands);
         }
         self.drop_generic_inside_specific(&mut hits);
-        // The text's runs of ASCII letters and digits, found once for every word-level policy.
-        let mut runs = RUNS.take();
-        runs.clear();
-        if !self.words.is_empty() || (sentence && self.has_topics()) {
-            lexicon::ascii_runs(hay.as_bytes(), &mut runs);
-        }
         if !self.words.is_empty() {
             let mut found = Vec::new();
             self.words.find(hay, &runs, self.reference, &mut found);
@@ -1250,7 +1219,7 @@ impl CompiledGuardrail {
 
     /// Every matcher's candidate starts in `hay`: one pass over its bytes, one overlapping
     /// pass of the cue automaton.
-    fn candidates(&self, hay: &str, c: &mut Candidates) {
+    fn candidates(&self, hay: &str, runs: &[(usize, usize)], c: &mut Candidates) {
         let b = hay.as_bytes();
         let needs = &self.needs;
         let mut ats: Vec<usize> = Vec::new();
@@ -1337,28 +1306,16 @@ impl CompiledGuardrail {
                 }
             }
         }
-        if let Some(ac) = &self.anchors {
-            // Every position where some literal begins, all literals at once.
-            let mut state = aho_corasick::automaton::OverlappingState::start();
-            let input = aho_corasick::Input::new(hay);
-            loop {
-                if ac.try_find_overlapping(input.clone(), &mut state).is_err() {
-                    break;
+        if let Some(cues) = &self.cues {
+            cues.positions(hay, runs, &mut |p, t| {
+                if let Some(s) = c.seen.get_mut(t) {
+                    *s = true;
                 }
-                let Some(m) = state.get_match() else {
-                    break;
-                };
-                let a = m.pattern().as_usize();
-                for &t in self.anchor_targets.get(a).map_or(&[][..], Vec::as_slice) {
-                    if let Some(s) = c.seen.get_mut(t) {
-                        *s = true;
-                    }
-                    if let Some(list) = c.cue.get_mut(t) {
-                        list.push(m.start());
-                    }
+                if let Some(list) = c.cue.get_mut(t) {
+                    list.push(p);
                 }
-            }
-            // Reported by end: a longer literal may end after a shorter one that begins later.
+            });
+            // Inner literals come after the word ones, by end: a list may be out of order.
             for list in &mut c.cue {
                 if !list.is_sorted() {
                     list.sort_unstable();
@@ -1858,6 +1815,8 @@ pub(crate) mod tests {
             .filter(|m| m.anchored.is_empty() && matches!(m.start, Start::Cue))
             .count();
         assert_eq!(gated, 6, "custom regexes gated by prefix literals");
+        // Every built-in cue detector begins at a word boundary: no automaton pass.
+        assert!(fast.cues.as_ref().is_some_and(|c| !c.has_inner()));
         let mut full = CompiledGuardrail::from_policy("full", &policy).unwrap();
         full.full_scan = true;
 
@@ -3111,7 +3070,9 @@ pub(crate) mod tests {
         time("candidates", &|| {
             let mut c = Candidates::default();
             c.clear(g.matchers.len());
-            g.candidates(&text, &mut c);
+            let mut runs = Vec::new();
+            lexicon::ascii_runs(text.as_bytes(), &mut runs);
+            g.candidates(&text, &runs, &mut c);
             std::hint::black_box(c);
         });
         time("stream, 4-char fragments", &|| {

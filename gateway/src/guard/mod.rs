@@ -6,7 +6,8 @@
 //! (the hold-back window), so no fragment of a redacted or blocked value reaches the client.
 //!
 //! Map: [`policy`] (CreateGuardrail shapes, Bedrock's limits), [`engine`] (compile + apply),
-//! [`normalize`], [`pii`] (31 types) + [`gazetteer`], [`words`], [`topic`], [`content`]
+//! [`normalize`], [`pii`] (31 types) + [`gazetteer`] + [`cues`], [`prefix_gate`] (custom
+//! regexes), [`lexicon`] (the shared word walk), [`words`], [`topic`], [`content`]
 //! (content filters, PROMPT_ATTACK), [`assess`] (ApplyGuardrail's response), [`stream`],
 //! [`registry`] (SQLite, DRAFT + immutable versions, access keys; implements [`Guardrail`]),
 //! [`api`] (Bedrock REST routes) + [`sigv4`] (request verification), [`cli`] (`gateway
@@ -20,6 +21,7 @@ pub mod bedrock;
 pub mod bedrock_registry;
 pub mod cli;
 pub mod content;
+pub mod cues;
 pub mod engine;
 pub mod gazetteer;
 pub mod lexicon;

@@ -160,7 +160,8 @@ pub(crate) type Check = fn(b: &[u8], i: usize) -> bool;
 pub(crate) enum Start {
     /// Anywhere: one full scan of the regex (gated by `anchors` when non-empty).
     Scan,
-    /// Exactly where one of `anchors` occurs.
+    /// Exactly where one of `anchors` occurs (looked up at word starts only when the pattern
+    /// begins with `\b`, see [`cues`](super::cues)).
     Cue,
     /// An ASCII word start (no ASCII word byte before) that is a digit, passing the check.
     Digit(Check),
@@ -206,7 +207,9 @@ const fn cue(
     }
 }
 
-/// A detector scanned in full, only when one of `anchors` occurs somewhere.
+/// A detector scanned in full, only when one of `anchors` occurs somewhere as the start of a
+/// word: every match must contain one of them there (after a byte that is not a letter or
+/// digit).
 const fn gated(
     pattern: &'static str,
     group: usize,
@@ -466,7 +469,9 @@ impl PiiEntity {
                 D
             }
             AwsSecretKey => {
-                const D: &[Detector] = &[cue(AWS_SECRET_KEY, 1, validate_secret, &["secret"])];
+                // "secret" may end a longer word (`client_secret`, `mysecret`): a full scan
+                // (the regex's own literal prefilter), not a word-start cue.
+                const D: &[Detector] = &[det(AWS_SECRET_KEY, 1, validate_secret, Start::Scan)];
                 D
             }
             InternationalBankAccountNumber => {
@@ -722,38 +727,37 @@ const AWS_SECRET_KEY: &str = concat!(
 
 /// `9xx-7x-xxxx` (ranges checked by the validator).
 const ITIN: &str = r"(?-u:\b)9[0-9]{2}[ .\-][0-9]{2}[ .\-][0-9]{4}(?-u:\b)";
-const ITIN_CUE: &str = r"(?i-u:\bitin\b|individual taxpayer identification(?: number)?|tax ?payer id(?:entification)?(?: number)?)[^0-9\n]{0,16}?(9[0-9]{8})(?-u:\b)";
+const ITIN_CUE: &str = r"(?i-u:\bitin\b|\bindividual taxpayer identification(?: number)?|\btax ?payer id(?:entification)?(?: number)?)[^0-9\n]{0,16}?(9[0-9]{8})(?-u:\b)";
 const SSN_CUE: &str =
-    r"(?i-u:\bssn\b|social security(?: number| no\.?| #)?)[^0-9\n]{0,16}?([0-9]{9})(?-u:\b)";
+    r"(?i-u:\bssn\b|\bsocial security(?: number| no\.?| #)?)[^0-9\n]{0,16}?([0-9]{9})(?-u:\b)";
 
-const CVV: &str = r"(?i-u:\b(?:cvv2?|cvc2?|cvn|cid|csc)\b|card verification (?:value|code)|security code)[^0-9\n]{0,12}?([0-9]{3,4})(?-u:\b)";
-const EXPIRY: &str = r"(?i-u:\bexp(?:iry|iration|ires|\.)?(?: date)?\b|valid (?:thru|through|until)|good thru)[^0-9\n]{0,12}?((?:0?[1-9]|1[0-2])[ ]?[/\-][ ]?(?:20)?[0-9]{2})(?-u:\b)";
+const CVV: &str = r"(?i-u:\b(?:cvv2?|cvc2?|cvn|cid|csc)\b|\bcard verification (?:value|code)|\bsecurity code)[^0-9\n]{0,12}?([0-9]{3,4})(?-u:\b)";
+const EXPIRY: &str = r"(?i-u:\bexp(?:iry|iration|ires|\.)?(?: date)?\b|\bvalid (?:thru|through|until)|\bgood thru)[^0-9\n]{0,12}?((?:0?[1-9]|1[0-2])[ ]?[/\-][ ]?(?:20)?[0-9]{2})(?-u:\b)";
 
 const MAC: &str = r"(?-u:\b)[0-9A-Fa-f]{2}(?:[:\-][0-9A-Fa-f]{2}){5}(?-u:\b)|(?-u:\b)[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}(?-u:\b)";
 
 const IBAN: &str = r"(?-u:\b)[A-Za-z]{2}[0-9]{2}(?:[ \-]?[A-Za-z0-9]){11,30}(?-u:\b)";
 const SWIFT: &str = r"(?-u:\b)[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?(?-u:\b)";
 
-const ROUTING_CUE: &str = r"(?i-u:\brouting(?: and transit)?(?: number| no\.?| #|#)?|\baba(?: routing)?(?: number| no\.?| #|#)?|\brtn\b|transit number)[^0-9\n]{0,16}?([0-9]{9})(?-u:\b)";
+const ROUTING_CUE: &str = r"(?i-u:\brouting(?: and transit)?(?: number| no\.?| #|#)?|\baba(?: routing)?(?: number| no\.?| #|#)?|\brtn\b|\btransit number)[^0-9\n]{0,16}?([0-9]{9})(?-u:\b)";
 const ACCOUNT_CUE: &str = r"(?i-u:\b(?:bank |checking |savings |chequing |deposit )?account(?: number| no\.?| #|#)|\bacct\.?(?: number| no\.?| #|#)?|\ba/c(?: no\.?)?)[^0-9\n]{0,16}?([0-9](?:[ \-]?[0-9]){5,16})(?-u:\b)";
 
-const NHS_CUE: &str = r"(?i-u:\bnhs(?: number| no\.?| #|#)?|national health service(?: number| no\.?)?)[^0-9\n]{0,16}?([0-9]{3}[ .\-]?[0-9]{3}[ .\-]?[0-9]{4})(?-u:\b)";
+const NHS_CUE: &str = r"(?i-u:\bnhs(?: number| no\.?| #|#)?|\bnational health service(?: number| no\.?)?)[^0-9\n]{0,16}?([0-9]{3}[ .\-]?[0-9]{3}[ .\-]?[0-9]{4})(?-u:\b)";
 const NINO: &str = r"(?-u:\b)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][ ]?[0-9]{2}[ ]?[0-9]{2}[ ]?[0-9]{2}[ ]?[A-D](?-u:\b)";
-const UTR_CUE: &str = r"(?i-u:\butr\b|unique tax ?payer reference(?: number)?|tax reference(?: number)?)[^0-9\n]{0,16}?([0-9]{5}[ ]?[0-9]{5}K?)(?-u:\b)";
+const UTR_CUE: &str = r"(?i-u:\butr\b|\bunique tax ?payer reference(?: number)?|\btax reference(?: number)?)[^0-9\n]{0,16}?([0-9]{5}[ ]?[0-9]{5}K?)(?-u:\b)";
 
 const SIN: &str = r"(?-u:\b)[0-9]{3}[ .\-][0-9]{3}[ .\-][0-9]{3}(?-u:\b)";
-const SIN_CUE: &str =
-    r"(?i-u:\bsin\b|social insurance(?: number| no\.?)?|\bnas\b)[^0-9\n]{0,16}?([0-9]{9})(?-u:\b)";
-const CA_HEALTH_CUE: &str = r"(?i-u:health (?:card|insurance|care)(?: number| no\.?| #|#)?|\bohip(?: number| no\.?| #|#)?|\bphn\b|personal health number|health number|carte soleil|\bramq\b|\bmsp(?: number)?)[^A-Za-z0-9\n]{0,16}?(?:(?i-u:is|was|reads|shows|=)[ ]+)?([0-9]{4}[ \-]?[0-9]{3}[ \-]?[0-9]{3}(?:[ \-]?[A-Z]{2})?|[A-Z]{4}[ ]?[0-9]{4}[ ]?[0-9]{4})(?-u:\b)";
+const SIN_CUE: &str = r"(?i-u:\bsin\b|\bsocial insurance(?: number| no\.?)?|\bnas\b)[^0-9\n]{0,16}?([0-9]{9})(?-u:\b)";
+const CA_HEALTH_CUE: &str = r"(?i-u:\bhealth (?:card|insurance|care)(?: number| no\.?| #|#)?|\bohip(?: number| no\.?| #|#)?|\bphn\b|\bpersonal health number|\bhealth number|\bcarte soleil|\bramq\b|\bmsp(?: number)?)[^A-Za-z0-9\n]{0,16}?(?:(?i-u:is|was|reads|shows|=)[ ]+)?([0-9]{4}[ \-]?[0-9]{3}[ \-]?[0-9]{3}(?:[ \-]?[A-Z]{2})?|[A-Z]{4}[ ]?[0-9]{4}[ ]?[0-9]{4})(?-u:\b)";
 
 const VIN: &str = r"(?-u:\b)[A-HJ-NPR-Z0-9]{17}(?-u:\b)";
 const PASSPORT_CUE: &str = r"(?i-u:\bpassport(?: number| no\.?| #|#| id)?)[^A-Za-z0-9\n]{0,16}?(?:(?i-u:is|was|reads|shows|=)[ ]+)?([A-Z]?[0-9]{8,9})(?-u:\b)";
-const DRIVER_CUE: &str = r"(?i-u:\bdriver'?s?'? ?licen[cs]e(?: number| no\.?| #|#| id)?|driving licen[cs]e(?: number| no\.?)?|\bdl ?(?:#|no\.?|number)|\bdriver id)[^A-Za-z0-9\n]{0,16}?(?:(?i-u:is|was|reads|shows|=)[ ]+)?([A-Za-z0-9][A-Za-z0-9\-]{4,19})(?-u:\b)";
-const PLATE_CUE: &str = r"(?i-u:licen[cs]e plate(?: number| no\.?)?|number plate|\bplate(?: number| no\.?| #)|registration(?: number| plate| no\.?)|\breg\.? ?(?:no\.?|number)|tag number)[^A-Za-z0-9\n]{0,16}?(?:(?i-u:is|was|reads|shows|=)[ ]+)?([A-Z0-9]{1,4}[ \-]?[A-Z0-9]{1,5})(?-u:\b)";
+const DRIVER_CUE: &str = r"(?i-u:\bdriver'?s?'? ?licen[cs]e(?: number| no\.?| #|#| id)?|\bdriving licen[cs]e(?: number| no\.?)?|\bdl ?(?:#|no\.?|number)|\bdriver id)[^A-Za-z0-9\n]{0,16}?(?:(?i-u:is|was|reads|shows|=)[ ]+)?([A-Za-z0-9][A-Za-z0-9\-]{4,19})(?-u:\b)";
+const PLATE_CUE: &str = r"(?i-u:\blicen[cs]e plate(?: number| no\.?)?|\bnumber plate|\bplate(?: number| no\.?| #)|\bregistration(?: number| plate| no\.?)|\breg\.? ?(?:no\.?|number)|\btag number)[^A-Za-z0-9\n]{0,16}?(?:(?i-u:is|was|reads|shows|=)[ ]+)?([A-Z0-9]{1,4}[ \-]?[A-Z0-9]{1,5})(?-u:\b)";
 const PLATE_UK: &str = r"(?-u:\b)[A-Z]{2}[0-9]{2}[ ]?[A-Z]{3}(?-u:\b)";
 
 const URL: &str = r"(?i-u:\b(?:https?|ftp)://)[^\s<>\x22'`]+|(?i-u:\bwww\.)[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+(?:[/?#][^\s<>\x22'`]*)?";
-const USERNAME_CUE: &str = r"(?i-u:\buser ?name|\buser ?id|\blogin(?: name| id)?|\bhandle|screen ?name|account name|\bsign in as|\blog in as)[ \t]*(?:(?i-u:is)[ \t]+|[:=\-][ \t]*|[ \t])['\x22]?(@?[A-Za-z0-9][A-Za-z0-9._\-]{2,31})(?-u:\b)";
+const USERNAME_CUE: &str = r"(?i-u:\buser ?name|\buser ?id|\blogin(?: name| id)?|\bhandle|\bscreen ?name|\baccount name|\bsign in as|\blog in as)[ \t]*(?:(?i-u:is)[ \t]+|[:=\-][ \t]*|[ \t])['\x22]?(@?[A-Za-z0-9][A-Za-z0-9._\-]{2,31})(?-u:\b)";
 const PASSWORD_CUE: &str = r"(?i-u:\bpass(?:word|wd|code|phrase| phrase)|\bpwd\b|\bpw\b)[ \t]*(?:(?i-u:is)[ \t]+|[:=][ \t]*|[ \t]+)['\x22]?([^\s'\x22]{4,64})";
 const PIN_CUE: &str = r"(?i-u:\bpin(?: code| number|#)?)[ \t]*(?:(?i-u:is)[ \t]+|[:=#][ \t]*|[ \t]+)([0-9]{4,8})(?-u:\b)";
 
