@@ -545,6 +545,22 @@ pub(crate) struct TopicIndex {
     /// two-byte stem prefix (65,536 bits). A token whose first two bytes are not one has no
     /// stem in the vocabulary, and is not stemmed.
     bigrams: Option<Vec<u64>>,
+    /// With `bigrams`: one bit per hashed lower-cased three-byte prefix of the stems of three
+    /// or more bytes (65,536 bits), asked for the runs whose stem is that long
+    /// ([`stem_is_long`]): most common words are turned away here before being stemmed.
+    trigrams: Vec<u64>,
+}
+
+/// Whether [`stem`] keeps at least three bytes of the (ASCII, lower-cased) word `w`: only the
+/// plural rules cut below three, and only words ending in `s` of five bytes or fewer.
+fn stem_is_long(w: &[u8]) -> bool {
+    w.len() >= 6 || (w.len() >= 3 && w.last().is_some_and(|c| c | 0x20 != b's'))
+}
+
+/// The filter bit of the lower-cased three bytes `b[..3]`.
+fn trigram(b: &[u8]) -> usize {
+    let at = |k: usize| u32::from(b.get(k).map_or(0, |c| c | 0x20));
+    ((at(0) | at(1) << 8 | at(2) << 16).wrapping_mul(0x9E37_79B1) >> 16) as usize
 }
 
 /// Whether `gap` (text between two runs of letters and digits; `after` is the text after it)
@@ -666,6 +682,14 @@ impl TopicIndex {
                 }
             }
             self.bigrams = Some(bits);
+            let mut tri = vec![0u64; 1 << 10];
+            for s in stems.iter().filter(|s| s.len() >= 3) {
+                let k = trigram(s.as_bytes());
+                if let Some(w) = tri.get_mut(k / 64) {
+                    *w |= 1 << (k % 64);
+                }
+            }
+            self.trigrams = tri;
         }
         if !stems.is_empty() && stems.iter().all(|s| s.is_ascii()) {
             let subjects: Vec<&String> = stems.iter().copied().filter(|s| !is_action(s)).collect();
@@ -820,6 +844,17 @@ impl TopicIndex {
             if e - s < 2 || bigrams.get(k / 64).is_none_or(|w| w & (1 << (k % 64)) == 0) {
                 continue;
             }
+            let run = b.get(s..e).unwrap_or(&[]);
+            if stem_is_long(run) {
+                let t = trigram(run);
+                if self
+                    .trigrams
+                    .get(t / 64)
+                    .is_none_or(|w| w & (1 << (t % 64)) == 0)
+                {
+                    continue;
+                }
+            }
             buf.clear();
             buf.push_str(text.get(s..e).unwrap_or(""));
             buf.make_ascii_lowercase();
@@ -884,6 +919,32 @@ impl TopicIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The trigram filter's premise: a word [`stem_is_long`] says so of keeps three bytes.
+    #[test]
+    fn long_stems_keep_three_bytes() {
+        let suffixes = [
+            "", "s", "es", "ies", "sses", "ss", "us", "is", "ing", "ed", "ment", "ly", "e", "y",
+            "ings", "ments",
+        ];
+        let mut seed = 0x51_7cc1_b727_220a_u64;
+        let mut checked = 0;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let stem_len = (seed % 6) as usize;
+            let head: String = (0..stem_len)
+                .map(|k| char::from(b'a' + ((seed >> (8 + 5 * k)) % 26) as u8))
+                .collect();
+            let w = format!("{head}{}", suffixes[(seed >> 40) as usize % suffixes.len()]);
+            if w.len() >= 2 && stem_is_long(w.as_bytes()) {
+                checked += 1;
+                assert!(stem(&w).len() >= 3, "{w:?} -> {:?}", stem(&w));
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
+    }
 
     #[test]
     fn stop_words_sorted() {
