@@ -1693,6 +1693,19 @@ pub(crate) mod tests {
         }
     }
 
+    pub(crate) fn custom_regex(name: &str, pattern: &str, action: PiiAction) -> RegexConfig {
+        RegexConfig {
+            name: name.to_string(),
+            description: None,
+            pattern: pattern.to_string(),
+            action,
+            input_action: None,
+            output_action: None,
+            input_enabled: None,
+            output_enabled: None,
+        }
+    }
+
     pub(crate) fn base() -> GuardrailPolicy {
         GuardrailPolicy {
             name: "t".into(),
@@ -1721,16 +1734,11 @@ pub(crate) mod tests {
             .push(pii("AWS_SECRET_KEY", PiiAction::Anonymize));
         sip.pii_entities_config
             .push(pii("NAME", PiiAction::Anonymize));
-        sip.regexes_config.push(RegexConfig {
-            name: "employee-id".into(),
-            description: None,
-            pattern: r"\bEMP-[0-9]{6}\b".into(),
-            action: PiiAction::Anonymize,
-            input_action: None,
-            output_action: None,
-            input_enabled: None,
-            output_enabled: None,
-        });
+        sip.regexes_config.push(custom_regex(
+            "employee-id",
+            r"\bEMP-[0-9]{6}\b",
+            PiiAction::Anonymize,
+        ));
         p.word_policy_config = Some(WordPolicy {
             words_config: vec![
                 WordConfig {
@@ -1796,16 +1804,7 @@ pub(crate) mod tests {
             ]
             .iter()
             .enumerate()
-            .map(|(i, pattern)| RegexConfig {
-                name: format!("custom-{i}"),
-                description: None,
-                pattern: (*pattern).into(),
-                action: PiiAction::Anonymize,
-                input_action: None,
-                output_action: None,
-                input_enabled: None,
-                output_enabled: None,
-            })
+            .map(|(i, pattern)| custom_regex(&format!("custom-{i}"), pattern, PiiAction::Anonymize))
             .collect(),
         });
         let fast = CompiledGuardrail::from_policy("fast", &policy).unwrap();
@@ -2527,16 +2526,11 @@ pub(crate) mod tests {
         let mut p = base();
         p.sensitive_information_policy_config = Some(SensitiveInformationPolicy {
             pii_entities_config: vec![pii("EMAIL", PiiAction::Anonymize)],
-            regexes_config: vec![RegexConfig {
-                name: "domain".into(),
-                description: None,
-                pattern: r"example\.com".into(),
-                action: PiiAction::Anonymize,
-                input_action: None,
-                output_action: None,
-                input_enabled: None,
-                output_enabled: None,
-            }],
+            regexes_config: vec![custom_regex(
+                "domain",
+                r"example\.com",
+                PiiAction::Anonymize,
+            )],
         });
         let e = engine_with(p);
         let o = out(&e, "to a@example.com and example.com");
@@ -2546,16 +2540,7 @@ pub(crate) mod tests {
 
     #[test]
     fn compile_errors_name_guardrail_and_field() {
-        let regex = |pattern: &str| RegexConfig {
-            name: "bad-one".into(),
-            description: None,
-            pattern: pattern.into(),
-            action: PiiAction::Block,
-            input_action: None,
-            output_action: None,
-            input_enabled: None,
-            output_enabled: None,
-        };
+        let regex = |pattern: &str| custom_regex("bad-one", pattern, PiiAction::Block);
         let with = |sip: SensitiveInformationPolicy| {
             let mut p = base();
             p.sensitive_information_policy_config = Some(sip);
