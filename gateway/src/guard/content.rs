@@ -28,6 +28,7 @@ use base64::Engine as _;
 use regex::RegexSet;
 use regex_automata::{Anchored, Input, meta};
 
+use super::cues::{CueIndex, CueLiteral};
 use super::lexicon::Lexicon;
 use super::policy::{ContentFilterType, Strength};
 
@@ -121,89 +122,85 @@ const ATTACKS: &[(u8, &str)] = &[
     ),
 ];
 
-/// Where each [`ATTACKS`] signature can begin: (a lead word, lower case; the words one of which
-/// must be the next run of letters and digits, empty for any; the signature). Every match of a
-/// signature begins at a word start with one of its lead words (whole) followed by one of its
-/// next words — except signature [`SYMBOLS`]' delimiters, which begin at a `<`, `[` or `#`.
-/// [`Signatures::scan`] relies on this; the test `signature_scan_equals_the_set` checks it.
-const LEADS: &[(&str, &[&str], usize)] = &[
-    ("ignore", &[], 0),
-    ("disregard", &[], 0),
-    ("forget", &[], 0),
-    ("override", &[], 0),
-    ("bypass", &[], 0),
-    ("skip", &[], 0),
-    ("drop", &[], 0),
-    ("abandon", &[], 0),
-    ("reveal", &[], 1),
-    ("print", &[], 1),
-    ("show", &[], 1),
-    ("repeat", &[], 1),
-    ("output", &[], 1),
-    ("display", &[], 1),
-    ("leak", &[], 1),
-    ("dump", &[], 1),
-    ("tell", &["me"], 1),
-    ("give", &["me"], 1),
-    ("what", &["is", "are", "was", "were"], 1),
-    ("do", &["anything"], 2),
-    ("jailbreak", &[], 2),
-    ("jailbreaked", &[], 2),
-    ("jailbreaking", &[], 2),
-    ("developer", &["mode"], 2),
-    ("dan", &["mode"], 2),
-    ("god", &["mode"], 2),
-    ("evil", &["mode"], 2),
-    ("unrestricted", &["mode"], 2),
-    ("no", &["filter"], 2),
-    ("nofilter", &["mode"], 2),
-    ("you", &["are"], 3),
-    ("from", &["now"], 3),
-    ("act", &["as"], 3),
-    ("pretend", &["to", "you"], 3),
-    ("roleplay", &["as"], 3),
-    ("stay", &["in"], 3),
-    (
-        "without",
-        &[
-            "any",
-            "restrictions",
-            "filters",
-            "censorship",
-            "limitations",
-            "rules",
-            "ethical",
-            "safety",
-        ],
-        4,
-    ),
-    (
-        "no",
-        &["restrictions", "filters", "rules", "limits", "ethics"],
-        4,
-    ),
-    ("you", &["have"], 4),
-    ("with", &["no"], 4),
-    ("begin", &["system"], 5),
-    ("new", &["system", "instructions"], 5),
-    ("end", &["of"], 5),
-    ("decode", &[], 6),
-    ("base64", &[], 6),
-    ("rot13", &[], 6),
-    ("hex", &["decode"], 6),
-    ("hexdecode", &[], 6),
-    ("reverse", &["the"], 6),
-    ("hypothetically", &[], 7),
-    ("in", &["a"], 7),
-    ("for", &["a", "research"], 7),
-    ("as", &["an"], 7),
+/// Where each [`ATTACKS`] signature can begin: (literal, lower case; the signature). Every match
+/// of a signature begins, at a word boundary, with one of its literals — except signature
+/// [`SYMBOLS`]' delimiters, which begin at a `<`, `[` or `#`. [`Signatures::scan`] relies on
+/// this; the tests `every_attack_phrase_is_found_by_the_scan` and
+/// `signature_scan_equals_the_set` check it.
+const LEADS: &[(&str, usize)] = &[
+    ("ignore", 0),
+    ("disregard", 0),
+    ("forget", 0),
+    ("override", 0),
+    ("bypass", 0),
+    ("skip", 0),
+    ("drop", 0),
+    ("abandon", 0),
+    ("reveal", 1),
+    ("print", 1),
+    ("show", 1),
+    ("repeat", 1),
+    ("output", 1),
+    ("display", 1),
+    ("leak", 1),
+    ("dump", 1),
+    ("tell me", 1),
+    ("give me", 1),
+    ("what is", 1),
+    ("what are", 1),
+    ("what was", 1),
+    ("what were", 1),
+    ("do anything", 2),
+    ("jailbreak", 2),
+    ("developer mode", 2),
+    ("dan mode", 2),
+    ("god mode", 2),
+    ("evil mode", 2),
+    ("unrestricted mode", 2),
+    ("no-filter", 2),
+    ("nofilter mode", 2),
+    ("you are", 3),
+    ("from now", 3),
+    ("act as", 3),
+    ("pretend to", 3),
+    ("pretend you", 3),
+    ("roleplay as", 3),
+    ("stay in", 3),
+    ("without any", 4),
+    ("without restrictions", 4),
+    ("without filters", 4),
+    ("without censorship", 4),
+    ("without limitations", 4),
+    ("without rules", 4),
+    ("without ethical", 4),
+    ("without safety", 4),
+    ("no restrictions", 4),
+    ("no filters", 4),
+    ("no rules", 4),
+    ("no limits", 4),
+    ("no ethics", 4),
+    ("you have", 4),
+    ("with no", 4),
+    ("begin system", 5),
+    ("new system", 5),
+    ("new instructions", 5),
+    ("end of", 5),
+    ("decode", 6),
+    ("base64", 6),
+    ("rot13", 6),
+    ("hex-decode", 6),
+    ("hex decode", 6),
+    ("hexdecode", 6),
+    ("reverse the", 6),
+    ("hypothetically", 7),
+    ("in a", 7),
+    ("for a", 7),
+    ("for research", 7),
+    ("as an", 7),
 ];
 
 /// The signature of fake chat-template delimiters (`<|im_start|>`, `[inst]`, `</s>`, `###`).
 const SYMBOLS: usize = 5;
-
-/// Lead words are at most this long.
-const MAX_LEAD: usize = 16;
 
 /// Words that mark a decoded payload as instructions.
 const PAYLOAD_WORDS: &[&str] = &[
@@ -234,19 +231,8 @@ pub(crate) struct ContentClassifier {
 #[derive(Debug, Clone)]
 struct Signatures {
     each: Vec<meta::Regex>,
-    /// Per two first letters (26 × 26, lower case): a bit per length of a lead word with them.
-    lengths: Vec<u32>,
-    /// Per two first letters: their lead words, next words and signatures.
-    leads: Vec<Vec<Lead>>,
-}
-
-type Lead = (&'static [u8], &'static [&'static str], usize);
-
-/// The index of `run`'s two first bytes when both are ASCII letters (case folded).
-fn bigram(run: &[u8]) -> Option<usize> {
-    let (&a, &b) = (run.first()?, run.get(1)?);
-    (a.is_ascii_alphabetic() && b.is_ascii_alphabetic())
-        .then(|| usize::from((a | 0x20) - b'a') * 26 + usize::from((b | 0x20) - b'a'))
+    /// The [`LEADS`], looked up at the starts of a text's runs.
+    leads: CueIndex,
 }
 
 impl Signatures {
@@ -255,23 +241,10 @@ impl Signatures {
             .iter()
             .map(|(_, p)| meta::Regex::new(p).map_err(|e| format!("prompt-attack pattern: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut lengths = vec![0u32; 26 * 26];
-        let mut leads: Vec<Vec<Lead>> = vec![Vec::new(); 26 * 26];
-        for &(word, next, sig) in LEADS {
-            let w = word.as_bytes();
-            let at = bigram(w)
-                .filter(|_| w.len() <= MAX_LEAD)
-                .ok_or_else(|| format!("prompt-attack lead word '{word}'"))?;
-            if let (Some(l), Some(list)) = (lengths.get_mut(at), leads.get_mut(at)) {
-                *l |= 1 << w.len();
-                list.push((w, next, sig));
-            }
-        }
-        Ok(Signatures {
-            each,
-            lengths,
-            leads,
-        })
+        // Every signature begins at a word boundary, so its leads are word literals.
+        let leads: Vec<CueLiteral<'_>> = LEADS.iter().map(|&(l, sig)| (l, sig, true)).collect();
+        let leads = CueIndex::new(&leads)?.ok_or("no prompt-attack leads")?;
+        Ok(Signatures { each, leads })
     }
 
     /// A bit per signature that matches somewhere in `text`, given its
@@ -280,35 +253,11 @@ impl Signatures {
     fn scan(&self, text: &str, runs: &[(usize, usize)]) -> u32 {
         let b = text.as_bytes();
         let mut found = 0u32;
-        for (k, &(s, e)) in runs.iter().enumerate() {
-            let Some(run) = b.get(s..e).filter(|r| r.len() <= MAX_LEAD) else {
-                continue;
-            };
-            let Some(at) = bigram(run) else {
-                continue;
-            };
-            if self
-                .lengths
-                .get(at)
-                .is_none_or(|l| l & (1 << run.len()) == 0)
-            {
-                continue;
+        self.leads.positions(text, runs, &mut |at, sig| {
+            if found & (1 << sig) == 0 && self.matches_at(sig, text, at) {
+                found |= 1 << sig;
             }
-            let next = runs.get(k + 1).and_then(|&(s, e)| b.get(s..e));
-            for &(word, nexts, sig) in self.leads.get(at).into_iter().flatten() {
-                let followed = nexts.is_empty()
-                    || next.is_some_and(|n| {
-                        nexts.iter().any(|w| n.eq_ignore_ascii_case(w.as_bytes()))
-                    });
-                if found & (1 << sig) == 0
-                    && run.eq_ignore_ascii_case(word)
-                    && followed
-                    && self.matches_at(sig, text, s)
-                {
-                    found |= 1 << sig;
-                }
-            }
-        }
+        });
         if found & (1 << SYMBOLS) == 0 {
             for i in memchr::memchr3_iter(b'<', b'[', b'#', b) {
                 let next = b.get(i + 1).copied();
@@ -659,19 +608,13 @@ mod tests {
             assert_ne!(expected, 0, "{phrase}");
             assert_eq!(scan(&c, phrase), expected, "{phrase}");
         }
-        for (word, nexts, _) in LEADS {
-            let begins = |next: Option<&str>| {
-                phrases.iter().any(|p| {
-                    let mut w = p
-                        .split(|c: char| !c.is_ascii_alphanumeric())
-                        .filter(|w| !w.is_empty());
-                    w.next() == Some(*word) && next.is_none_or(|n| w.next() == Some(n))
-                })
-            };
-            assert!(begins(None), "no phrase begins with '{word}'");
-            for n in *nexts {
-                assert!(begins(Some(n)), "no phrase begins with '{word} {n}'");
-            }
+        for (lead, _) in LEADS {
+            assert!(
+                phrases.iter().any(|p| p
+                    .get(..lead.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(lead))),
+                "no phrase begins with '{lead}'"
+            );
         }
     }
 
@@ -688,10 +631,14 @@ mod tests {
     fn signature_scan_equals_the_set() {
         let c = ContentClassifier::new().unwrap();
         let mut fragments: Vec<String> = Vec::new();
-        for (word, nexts, _) in LEADS {
-            fragments.push((*word).to_string());
-            fragments.push(word.to_uppercase());
-            fragments.extend(nexts.iter().map(|n| (*n).to_string()));
+        for (lead, _) in LEADS {
+            fragments.push((*lead).to_string());
+            fragments.push(lead.to_uppercase());
+            fragments.extend(
+                lead.split(|c: char| !c.is_ascii_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_string),
+            );
         }
         for f in [
             "all",
