@@ -3,10 +3,10 @@
 //! ([`Strength::filters`]).
 //!
 //! - SEXUAL, VIOLENCE, HATE, INSULTS, MISCONDUCT: weighted lexicons (words and phrases, matched
-//!   whole-word and case-insensitively on normalized text by one [`Lexicon`] over the text's
-//!   runs of letters and digits). A
-//!   text's score per category is the sum of the weights of the distinct terms it contains;
-//!   1 → LOW, 2 → MEDIUM, 3 or more → HIGH. Strong terms weigh 3 on their own.
+//!   whole-word and case-insensitively on normalized text by one `Lexicon` over the text's
+//!   runs of letters and digits). A text's score per category is the sum of the weights of the
+//!   distinct terms it contains; 1 → LOW, 2 → MEDIUM, 3 or more → HIGH. Strong terms weigh 3
+//!   on their own.
 //! - PROMPT_ATTACK: signatures and heuristics, each with a weight, summed the same way:
 //!   instruction override ("ignore all previous instructions"), system-prompt extraction,
 //!   role-play and persona framing ("you are now DAN", "developer mode", "without any
@@ -15,10 +15,10 @@
 //!   smuggling: Unicode tag characters (decoded and scanned too), bidi overrides, dense
 //!   zero-width characters in the *original* text, which normalisation would otherwise hide.
 //!
-//! The signatures are not run over the whole text: each can begin only at a few lead words
-//! (`ignore`, `reveal`, `you are`, ...; [`LEADS`]) or at `<`, `[`, `#`, so the text's runs are
-//! looked up (a two-letter/length bit set turns most away) and a signature runs anchored where
-//! one of its leads begins — equal to a `RegexSet` over the text (tested), at a fraction of
+//! The signatures are not run over the whole text: each can begin only where one of a few
+//! literals begins a word (`ignore`, `reveal`, `you are`, ...; `LEADS`, looked up at the
+//! text's runs by a `CueIndex`, as the PII cues are) or at `<`, `[`, `#`, and a signature
+//! runs anchored only there — equal to a `RegexSet` over the text (tested), at a fraction of
 //! its cost on prose, where words like "rule" and "prompt" are common.
 //!
 //! Everything is bounded: one walk of the runs, anchored attempts at leads only, base64 runs
