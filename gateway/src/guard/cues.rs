@@ -1,12 +1,13 @@
-//! Where the contextual PII detectors' cue literals ("passport", "routing number", "cvv", ...)
-//! occur in a normalized text, for the engine's candidate pass.
+//! Where literals occur in a normalized text: the contextual PII detectors' cues ("passport",
+//! "routing number", "cvv", ...) for the engine's candidate pass, and the prompt-attack
+//! signatures' leads ([`content`](super::content)).
 //!
 //! A detector whose every match begins at an ASCII word boundary (its regex starts each
 //! alternative with `\b`) can only begin where a run of ASCII letters and digits begins, so its
 //! literals are looked up only at the starts of the text's runs
 //! ([`ascii_runs`](super::lexicon::ascii_runs), found once for every word-level policy): the
-//! run's first two bytes are checked in an L1-sized bit set and, when some literal begins
-//! with them, those literals are compared at the run's start. The few literals that may begin
+//! run's first two bytes and its length are checked in an L1-sized bit set and, when some
+//! literal can begin there, those literals are compared at the run's start. The few literals that may begin
 //! inside a word are found by one overlapping Aho-Corasick pass, which costs a table step per
 //! byte of text; the lookups cost a few instructions per word.
 
@@ -58,7 +59,8 @@ fn pair(b: &[u8], i: usize) -> usize {
     ((at(i) << 8 | at(i + 1)).wrapping_mul(0x9E37_79B1) >> (32 - PAIR_BITS)) as usize
 }
 
-/// The filter key of a run beginning at `b[i]` that is `len` bytes long.
+/// The filter key of a run whose first two bytes have the [`pair`] hash `pair` and that is
+/// `len` bytes long.
 fn key(pair: usize, len: usize) -> usize {
     pair << 4 | len.min(MAX_LEN)
 }
