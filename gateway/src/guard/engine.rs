@@ -239,8 +239,7 @@ fn is_local_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-')
 }
 
-/// Which candidate lists a guardrail's detectors use, and per byte value whether the
-/// candidate pass must look at it (`class`; 0 for most letters and spaces).
+/// Which candidate lists a guardrail's detectors use.
 #[derive(Debug, Clone, Copy)]
 struct Needs {
     digit: bool,
@@ -251,12 +250,7 @@ struct Needs {
     phone: bool,
     email: bool,
     colon: bool,
-    class: [u8; 256],
 }
-
-const C_DIGIT: u8 = 1;
-const C_UPPER: u8 = 2;
-const C_OTHER: u8 = 4;
 
 impl Needs {
     fn of(matchers: &[Matcher]) -> Needs {
@@ -269,7 +263,6 @@ impl Needs {
             phone: false,
             email: false,
             colon: false,
-            class: [0; 256],
         };
         for m in matchers {
             match m.start {
@@ -284,19 +277,12 @@ impl Needs {
                 Start::Scan | Start::Cue => {}
             }
         }
-        let digits = n.digit || n.alnum || n.iban || n.phone;
-        for (b, class) in (0u8..=255).zip(n.class.iter_mut()) {
-            *class = match b {
-                b'0'..=b'9' if digits => C_DIGIT,
-                b'A'..=b'Z' if n.upper || n.alnum => C_UPPER,
-                b'+' | b'(' if n.phone => C_OTHER,
-                b'@' if n.email => C_OTHER,
-                b':' if n.colon || n.mac => C_OTHER,
-                b'-' | b'.' if n.mac => C_OTHER,
-                _ => 0,
-            };
-        }
         n
+    }
+
+    /// Whether any list is built from the word runs.
+    fn word_starts(&self) -> bool {
+        self.digit || self.upper || self.alnum || self.iban || self.mac || self.phone
     }
 
     fn any(&self) -> bool {
@@ -1128,7 +1114,11 @@ impl CompiledGuardrail {
         // every word-level policy.
         let mut runs = RUNS.take();
         runs.clear();
-        if self.cues.is_some() || !self.words.is_empty() || (sentence && self.has_topics()) {
+        if self.needs.word_starts()
+            || self.cues.is_some()
+            || !self.words.is_empty()
+            || (sentence && self.has_topics())
+        {
             lexicon::ascii_runs(hay.as_bytes(), &mut runs);
         }
         if !self.matchers.is_empty() {
@@ -1217,75 +1207,82 @@ impl CompiledGuardrail {
         Evaluation { hits }
     }
 
-    /// Every matcher's candidate starts in `hay`: one pass over its bytes, one overlapping
-    /// pass of the cue automaton.
+    /// Every matcher's candidate starts in `hay`. Word starts come from the runs of letters and
+    /// digits (`runs`, [`lexicon::ascii_runs`]): a run's first byte starts a word unless a `_`
+    /// precedes it. The few punctuation bytes that start or mark a candidate (`+ ( @ :`) are
+    /// found with `memchr`; the cue literals at the runs (see [`cues`](super::cues)).
     fn candidates(&self, hay: &str, runs: &[(usize, usize)], c: &mut Candidates) {
         let b = hay.as_bytes();
         let needs = &self.needs;
-        let mut ats: Vec<usize> = Vec::new();
-        let mut colons: Vec<usize> = Vec::new();
-        let word_at = |i: usize| b.get(i).copied().is_some_and(is_word_byte);
-        let hex_at = |i: usize| b.get(i).is_some_and(u8::is_ascii_hexdigit);
-        // Only digits, upper-case letters and a few punctuation bytes can start a candidate;
-        // whether a byte starts a word is checked only at those.
-        for (i, &x) in b.iter().enumerate() {
-            let class = needs.class.get(usize::from(x)).copied().unwrap_or(0);
-            if class == 0 {
-                continue;
-            }
-            let starts_word = i == 0 || !word_at(i - 1);
-            if class == C_DIGIT {
-                if starts_word {
+        let at = |i: usize| b.get(i).copied().unwrap_or(0);
+        if needs.word_starts() {
+            // Phone numbers may also begin at `+` or `(`: merged in order with the digit word
+            // starts. (A `1` inside a word may begin a match of the pattern, but the validator
+            // rejects a number that follows a letter, digit or `_`.)
+            let mut phone_marks = needs
+                .phone
+                .then(|| memchr::memchr2_iter(b'+', b'(', b).peekable());
+            for &(s, e) in runs {
+                if s > 0 && at(s - 1) == b'_' {
+                    continue;
+                }
+                let x = at(s);
+                if x.is_ascii_digit() {
                     if needs.digit {
-                        c.digit.push(i);
+                        c.digit.push(s);
                     }
                     if needs.alnum {
-                        c.alnum.push(i);
+                        c.alnum.push(s);
                     }
-                }
-                if needs.phone && (starts_word || x == b'1') {
-                    c.phone.push(i);
-                }
-                // `\b[A-Za-z]{2}[0-9]{2}`: two letters at a word start before this digit.
-                if needs.iban
-                    && i >= 2
-                    && b.get(i - 1).is_some_and(u8::is_ascii_alphabetic)
-                    && b.get(i - 2).is_some_and(u8::is_ascii_alphabetic)
-                    && (i == 2 || !word_at(i - 3))
-                {
-                    c.iban.push(i - 2);
-                }
-            } else if class == C_UPPER {
-                if starts_word {
+                    if let Some(marks) = phone_marks.as_mut() {
+                        while let Some(p) = marks.next_if(|&p| p <= s) {
+                            if p < s {
+                                c.phone.push(p);
+                            }
+                        }
+                        c.phone.push(s);
+                    }
+                } else if x.is_ascii_uppercase() {
                     if needs.upper {
-                        c.upper.push(i);
+                        c.upper.push(s);
                     }
                     if needs.alnum {
-                        c.alnum.push(i);
+                        c.alnum.push(s);
                     }
                 }
-            } else {
-                match x {
-                    b'+' | b'(' if needs.phone => c.phone.push(i),
-                    b'@' => ats.push(i),
-                    b':' if needs.colon => colons.push(i),
-                    _ => {}
+                // `\b[A-Za-z]{2}[0-9]{2}`.
+                if needs.iban
+                    && e - s >= 3
+                    && x.is_ascii_alphabetic()
+                    && at(s + 1).is_ascii_alphabetic()
+                    && at(s + 2).is_ascii_digit()
+                {
+                    c.iban.push(s);
                 }
                 // `\b[hex]{2}[:-]` or `\b[hex]{4}\.`.
-                if needs.mac {
-                    let back = if x == b'.' { 4 } else { 2 };
-                    if matches!(x, b':' | b'-' | b'.')
-                        && i >= back
-                        && (i - back..i).all(hex_at)
-                        && (i == back || !word_at(i - back - 1))
-                    {
-                        c.mac.push(i - back);
-                    }
+                if needs.mac
+                    && ((e - s == 2 && matches!(at(e), b':' | b'-'))
+                        || (e - s == 4 && at(e) == b'.'))
+                    && b.get(s..e)
+                        .is_some_and(|r| r.iter().all(u8::is_ascii_hexdigit))
+                {
+                    c.mac.push(s);
                 }
             }
+            if let Some(marks) = phone_marks {
+                c.phone.extend(marks);
+            }
         }
-        c.mac.sort_unstable();
-        c.mac.dedup();
+        let ats: Vec<usize> = if needs.email {
+            memchr::memchr_iter(b'@', b).collect()
+        } else {
+            Vec::new()
+        };
+        let colons: Vec<usize> = if needs.colon {
+            memchr::memchr_iter(b':', b).collect()
+        } else {
+            Vec::new()
+        };
         for &a in &ats {
             let mut k = a;
             while k > 0 && b.get(k - 1).copied().is_some_and(is_local_byte) {
@@ -1464,7 +1461,7 @@ impl CompiledGuardrail {
             Start::Alnum(f) => (&cands.alnum, Some(f)),
             Start::Iban => (&cands.iban, Some(pii::check_iban as pii::Check)),
             Start::Mac => (&cands.mac, Some(pii::check_mac as pii::Check)),
-            Start::Phone => (&cands.phone, Some(phone_check as pii::Check)),
+            Start::Phone => (&cands.phone, Some(pii::check_phone as pii::Check)),
             Start::Email => (&cands.email, None),
             Start::Colon => (&cands.colon, None),
         };
@@ -1592,13 +1589,6 @@ fn scan_all(m: &Matcher, hay: &str, push: &mut impl FnMut(usize, usize)) {
             (None, retry) => pos = retry,
         }
     }
-}
-
-/// A phone number has at least 7 digits within its first 32 bytes (see [`Start::Phone`]).
-fn phone_check(b: &[u8], i: usize) -> bool {
-    let end = (i + 32).min(b.len());
-    b.get(i..end)
-        .is_some_and(|s| s.iter().filter(|c| c.is_ascii_digit()).count() >= 7)
 }
 
 fn next_char(hay: &str, i: usize) -> usize {
@@ -1830,6 +1820,20 @@ pub(crate) mod tests {
             texts.push(s.text);
         }
         texts.extend(corpus::benign(0xBE9, 1000));
+        // Starts that are not word starts: a country code inside a word, `+` and `(` after
+        // letters, an `_` before a number.
+        texts.extend(
+            [
+                "ref a1-555-123-4567 ok",
+                "tel x1 (555) 123-4567",
+                "id_555-12-3456 and_4111 1111 1111 1111",
+                "call+1 555 123 4567 or(555) 123-4567",
+                "mac_00:1a:2b:3c:4d:5e 00-1A-2B-3C-4D-5E 001a.2b3c.4d5e",
+                // Three separator bytes between digits.
+                "card 4111 - 1111 - 1111 - 1111 and +44 (20)-(79) 460958",
+            ]
+            .map(str::to_string),
+        );
         let mixed = corpus::mixed(0x5EED_2026, 1 << 18);
         texts.extend(mixed.split('\n').map(str::to_string));
         const ALPHABET: &[&str] = &[

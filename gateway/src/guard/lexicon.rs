@@ -119,26 +119,34 @@ fn alnum_mask(chunk: &[u8]) -> u64 {
 /// bytes that the word-level policies share.
 pub(crate) fn ascii_runs(b: &[u8], out: &mut Vec<(usize, usize)>) {
     out.clear();
-    let mut open = 0u64;
-    let mut start = 0;
+    // The start of the run still open at the end of the last block.
+    let mut open: Option<usize> = None;
     for (block, chunk) in b.chunks(64).enumerate() {
         let mask = alnum_mask(chunk);
-        let shifted = (mask << 1) | open;
-        let mut edges = (mask & !shifted) | (!mask & shifted);
+        let shifted = (mask << 1) | u64::from(open.is_some());
+        let mut starts = mask & !shifted;
+        // In a short last block, a run that reaches the end ends at bit `chunk.len()`.
+        let mut ends = !mask & shifted;
         let base = block * 64;
-        while edges != 0 {
-            let k = edges.trailing_zeros() as usize;
-            edges &= edges - 1;
-            if mask & (1 << k) != 0 {
-                start = base + k;
-            } else {
-                out.push((start, base + k));
-            }
+        // Starts and ends alternate: each end closes the open run or the block's next start.
+        if ends != 0
+            && let Some(s) = open.take()
+        {
+            out.push((s, base + ends.trailing_zeros() as usize));
+            ends &= ends - 1;
         }
-        open = mask >> 63;
+        while ends != 0 {
+            let s = base + starts.trailing_zeros() as usize;
+            starts &= starts - 1;
+            out.push((s, base + ends.trailing_zeros() as usize));
+            ends &= ends - 1;
+        }
+        if starts != 0 {
+            open = Some(base + starts.trailing_zeros() as usize);
+        }
     }
-    if open != 0 {
-        out.push((start, b.len()));
+    if let Some(s) = open {
+        out.push((s, b.len()));
     }
 }
 

@@ -154,13 +154,8 @@ fn has_spelled(s: &str) -> bool {
             *i += 1;
         }
     };
-    let mut from = 0;
-    while let Some(k) = b
-        .get(from..)
-        .and_then(|r| r.iter().position(|c| matches!(c, b'[' | b'(' | b'{')))
-    {
-        let mut i = from + k + 1;
-        from = i;
+    for open in memchr::memchr3_iter(b'[', b'(', b'{', b) {
+        let mut i = open + 1;
         blank(&mut i);
         let word = |w: &[u8]| {
             b.get(i..i + w.len())

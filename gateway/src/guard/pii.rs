@@ -173,7 +173,9 @@ pub(crate) enum Start {
     Iban,
     /// Two hex digits at a word start before a `:` or `-`, or four before a `.` (MAC).
     Mac,
-    /// `+`, `(`, any `1`, or a digit word start, with at least 7 digits in the next 32 bytes.
+    /// `+`, `(`, or a digit word start, passing [`check_phone`]. (A `1`
+    /// inside a word may begin a match of the pattern, but the validator rejects a number that
+    /// follows a letter, digit or `_`.)
     Phone,
     /// An alphanumeric word start inside the run of address characters before an `@`.
     Email,
@@ -240,16 +242,40 @@ fn check_itin(b: &[u8], i: usize) -> bool {
     at(b, i) == b'9' && check_3_sep(b, i)
 }
 
-/// At least `n` digits in `b[i..i + window]`.
-fn digits_within(b: &[u8], i: usize, window: usize, n: usize) -> bool {
-    let end = (i + window).min(b.len());
-    b.get(i..end)
-        .is_some_and(|s| s.iter().filter(|c| c.is_ascii_digit()).count() >= n)
+/// At least `n` digits from `b[i]` on, with at most three `gap` bytes before each (and none
+/// of any other byte): the chain of digits a separated number begins with. Stops at the first
+/// byte that breaks the chain.
+fn digit_chain(b: &[u8], i: usize, n: usize, gap: impl Fn(u8) -> bool) -> bool {
+    let mut digits = 0;
+    let mut gaps = 0;
+    for &c in b.get(i..).unwrap_or(&[]) {
+        if c.is_ascii_digit() {
+            digits += 1;
+            if digits == n {
+                return true;
+            }
+            gaps = 0;
+        } else if gaps < 3 && gap(c) {
+            gaps += 1;
+        } else {
+            return false;
+        }
+    }
+    false
 }
 
-/// 12 digits, each at most 4 bytes after the one before.
+/// 12 digits, each after at most three separators (`CARD` allows one of ` -._`, or ` - `).
 fn check_card(b: &[u8], i: usize) -> bool {
-    digits_within(b, i, 48, 12)
+    digit_chain(b, i, 12, |c| matches!(c, b' ' | b'-' | b'.' | b'_'))
+}
+
+/// 7 digits, each after at most three of `+ ( ) . -` and space: both `PHONE` alternatives
+/// (`+` then 7 to 21 digits with `[ .-]?` and bracketed groups; `1`, `(NNN)` and groups
+/// with at most two bytes between digits, 10 or 11 digits) begin so.
+pub(crate) fn check_phone(b: &[u8], i: usize) -> bool {
+    digit_chain(b, i, 7, |c| {
+        matches!(c, b' ' | b'-' | b'.' | b'(' | b')' | b'+')
+    })
 }
 
 /// A `.` after one to three digits.
