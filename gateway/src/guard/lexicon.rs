@@ -46,6 +46,9 @@ pub(crate) struct Lexicon {
     class: [u8; 256],
     /// The longest head: longer runs are not looked up.
     max_head: usize,
+    /// Bit `n` set when some head is `n` bytes long (bit 63: 63 or more): a run of another
+    /// length is turned away before it is hashed.
+    head_lengths: u64,
 }
 
 fn is_alnum(c: u8) -> bool {
@@ -213,12 +216,14 @@ impl Lexicon {
         let mut headed: Vec<(u64, usize, usize)> = Vec::new();
         let mut led: Vec<(u8, usize, usize)> = Vec::new();
         let mut max_head = 0;
+        let mut head_lengths = 0u64;
         for i in 0..spans.len() {
             let p = pattern(i);
             let Some(&first) = p.first() else { continue };
             let n = head_len(p);
             if n > 0 {
                 max_head = max_head.max(n);
+                head_lengths |= 1 << n.min(63);
                 headed.push((run_hash(p.get(..n).unwrap_or(&[])), usize::MAX - p.len(), i));
             } else {
                 led.push((first, usize::MAX - p.len(), i));
@@ -285,6 +290,7 @@ impl Lexicon {
             leads,
             class,
             max_head,
+            head_lengths,
         }
     }
 
@@ -297,6 +303,9 @@ impl Lexicon {
 
     /// The patterns whose head is `b[s..s + n]` (or a hash-equal run).
     fn headed(&self, b: &[u8], s: usize, n: usize) -> &[u32] {
+        if self.head_lengths & (1 << n.min(63)) == 0 {
+            return &[];
+        }
         let hash = run_hash_at(b, s, n);
         let bit = (hash >> self.filter_shift) as usize;
         if self

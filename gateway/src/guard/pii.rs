@@ -231,21 +231,45 @@ fn at(b: &[u8], i: usize) -> u8 {
     b.get(i).copied().unwrap_or(0)
 }
 
-/// `ddd` then a separator (SSN, ITIN, SIN shapes).
-fn check_3_sep(b: &[u8], i: usize) -> bool {
-    at(b, i + 1).is_ascii_digit()
-        && at(b, i + 2).is_ascii_digit()
-        && matches!(at(b, i + 3), b' ' | b'.' | b'-')
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
 }
 
+/// Whether `b[i..]` begins with `shape` and then no ASCII word byte (a closing `\b`). In
+/// `shape`, `d` is a digit, `s` one of ` .-`, `h` a hex digit, `:` one of `:-`; any other byte
+/// stands for itself.
+fn shaped(b: &[u8], i: usize, shape: &[u8]) -> bool {
+    shape.iter().enumerate().all(|(k, &want)| {
+        let c = at(b, i + k);
+        match want {
+            b'd' => c.is_ascii_digit(),
+            b's' => matches!(c, b' ' | b'.' | b'-'),
+            b'h' => c.is_ascii_hexdigit(),
+            b':' => matches!(c, b':' | b'-'),
+            _ => c == want,
+        }
+    }) && !is_word(at(b, i + shape.len()))
+}
+
+/// `SSN`'s whole shape.
+fn check_ssn(b: &[u8], i: usize) -> bool {
+    shaped(b, i, b"dddsddsdddd")
+}
+
+/// `ITIN`'s whole shape.
 fn check_itin(b: &[u8], i: usize) -> bool {
-    at(b, i) == b'9' && check_3_sep(b, i)
+    at(b, i) == b'9' && check_ssn(b, i)
 }
 
-/// At least `n` digits from `b[i]` on, with at most three `gap` bytes before each (and none
-/// of any other byte): the chain of digits a separated number begins with. Stops at the first
-/// byte that breaks the chain.
-fn digit_chain(b: &[u8], i: usize, n: usize, gap: impl Fn(u8) -> bool) -> bool {
+/// `SIN`'s whole shape.
+fn check_sin(b: &[u8], i: usize) -> bool {
+    shaped(b, i, b"dddsdddsddd")
+}
+
+/// At least `n` digits from `b[i]` on, with at most `max_gap` `gap` bytes before each (and
+/// none of any other byte): the chain of digits a separated number begins with. Stops at the
+/// first byte that breaks the chain.
+fn digit_chain(b: &[u8], i: usize, n: usize, max_gap: usize, gap: impl Fn(u8) -> bool) -> bool {
     let mut digits = 0;
     let mut gaps = 0;
     for &c in b.get(i..).unwrap_or(&[]) {
@@ -255,7 +279,7 @@ fn digit_chain(b: &[u8], i: usize, n: usize, gap: impl Fn(u8) -> bool) -> bool {
                 return true;
             }
             gaps = 0;
-        } else if gaps < 3 && gap(c) {
+        } else if gaps < max_gap && gap(c) {
             gaps += 1;
         } else {
             return false;
@@ -266,24 +290,86 @@ fn digit_chain(b: &[u8], i: usize, n: usize, gap: impl Fn(u8) -> bool) -> bool {
 
 /// 12 digits, each after at most three separators (`CARD` allows one of ` -._`, or ` - `).
 fn check_card(b: &[u8], i: usize) -> bool {
-    digit_chain(b, i, 12, |c| matches!(c, b' ' | b'-' | b'.' | b'_'))
+    digit_chain(b, i, 12, 3, |c| matches!(c, b' ' | b'-' | b'.' | b'_'))
 }
 
-/// 7 digits, each after at most three of `+ ( ) . -` and space: both `PHONE` alternatives
-/// (`+` then 7 to 21 digits with `[ .-]?` and bracketed groups; `1`, `(NNN)` and groups
-/// with at most two bytes between digits, 10 or 11 digits) begin so.
+/// `PHONE`'s first alternative (`+` then 7 to 21 digits, with `[ .-]?` and bracketed groups:
+/// at most three of `( ) . -` and space between digits) when `b[i]` is `+`; else its second (a
+/// `1`, `(NNN)` or `NNN`, `NNN`, `NNNN`: 10 or 11 digits, at most two of those bytes between
+/// digits).
 pub(crate) fn check_phone(b: &[u8], i: usize) -> bool {
-    digit_chain(b, i, 7, |c| {
-        matches!(c, b' ' | b'-' | b'.' | b'(' | b')' | b'+')
-    })
+    let gap = |c: u8| matches!(c, b' ' | b'-' | b'.' | b'(' | b')');
+    if at(b, i) == b'+' {
+        digit_chain(b, i + 1, 7, 3, gap)
+    } else {
+        digit_chain(b, i, 10, 2, gap)
+    }
 }
 
-/// A `.` after one to three digits.
+/// `IPV4`'s whole shape: four groups of one to three digits joined by `.`.
 fn check_ipv4(b: &[u8], i: usize) -> bool {
-    (1..=3).any(|k| at(b, i + k) == b'.')
+    let mut k = i;
+    for group in 0..4 {
+        let start = k;
+        while at(b, k).is_ascii_digit() {
+            k += 1;
+        }
+        if !(1..=3).contains(&(k - start)) {
+            return false;
+        }
+        if group < 3 {
+            if at(b, k) != b'.' {
+                return false;
+            }
+            k += 1;
+        }
+    }
+    !is_word(at(b, k))
 }
 
-/// `[0-9]{1,6}[A-Za-z]?` then a space and an upper-case letter or a digit.
+/// The street types `ADDRESS` ends with (its regex spells the same list).
+const STREET_TYPES: &[&str] = &[
+    "Street",
+    "St",
+    "Avenue",
+    "Ave",
+    "Road",
+    "Rd",
+    "Boulevard",
+    "Blvd",
+    "Lane",
+    "Ln",
+    "Drive",
+    "Dr",
+    "Court",
+    "Ct",
+    "Way",
+    "Place",
+    "Pl",
+    "Terrace",
+    "Ter",
+    "Circle",
+    "Cir",
+    "Highway",
+    "Hwy",
+    "Parkway",
+    "Pkwy",
+    "Square",
+    "Sq",
+    "Trail",
+    "Trl",
+    "Close",
+    "Crescent",
+    "Row",
+    "Grove",
+    "Gardens",
+    "Hill",
+    "Walk",
+    "Mews",
+];
+
+/// `[0-9]{1,6}[A-Za-z]?`, then one to four words (capitalised, with an optional `.`, or an
+/// ordinal) each after one space, then a space and a street type: `ADDRESS`'s required part.
 fn check_address(b: &[u8], i: usize) -> bool {
     let mut k = i;
     while at(b, k).is_ascii_digit() {
@@ -295,7 +381,28 @@ fn check_address(b: &[u8], i: usize) -> bool {
     if at(b, k).is_ascii_alphabetic() {
         k += 1;
     }
-    at(b, k) == b' ' && (at(b, k + 1).is_ascii_uppercase() || at(b, k + 1).is_ascii_digit())
+    for word in 0..5 {
+        if at(b, k) != b' ' {
+            return false;
+        }
+        k += 1;
+        let start = k;
+        let first = at(b, k);
+        if !(first.is_ascii_uppercase() || first.is_ascii_digit()) {
+            return false;
+        }
+        while at(b, k).is_ascii_alphanumeric() {
+            k += 1;
+        }
+        let run = b.get(start..k).unwrap_or(&[]);
+        if word > 0 && STREET_TYPES.iter().any(|t| t.as_bytes() == run) {
+            return true;
+        }
+        if at(b, k) == b'.' {
+            k += 1;
+        }
+    }
+    false
 }
 
 /// One to three digits, an optional space or dash, then `y`.
@@ -311,9 +418,7 @@ fn check_age_after(b: &[u8], i: usize) -> bool {
 }
 
 pub(crate) fn check_mac(b: &[u8], i: usize) -> bool {
-    at(b, i).is_ascii_hexdigit()
-        && at(b, i + 1).is_ascii_hexdigit()
-        && (matches!(at(b, i + 2), b':' | b'-') || at(b, i + 4) == b'.')
+    shaped(b, i, b"hh:hh:hh:hh:hh:hh") || shaped(b, i, b"hhhh.hhhh.hhhh")
 }
 
 pub(crate) fn check_iban(b: &[u8], i: usize) -> bool {
@@ -333,11 +438,14 @@ fn check_nino(b: &[u8], i: usize) -> bool {
             || (at(b, i + 2) == b' ' && at(b, i + 3).is_ascii_digit()))
 }
 
+/// `VIN`'s whole shape: 17 of its characters, then no word byte (checked first: most
+/// candidates are shorter words).
 fn check_vin(b: &[u8], i: usize) -> bool {
-    (0..17).all(|k| {
-        let c = at(b, i + k);
-        c.is_ascii_digit() || (c.is_ascii_uppercase() && !matches!(c, b'I' | b'O' | b'Q'))
-    })
+    !is_word(at(b, i + 17))
+        && (0..17).all(|k| {
+            let c = at(b, i + k);
+            c.is_ascii_digit() || (c.is_ascii_uppercase() && !matches!(c, b'I' | b'O' | b'Q'))
+        })
 }
 
 fn check_plate_uk(b: &[u8], i: usize) -> bool {
@@ -432,7 +540,7 @@ impl PiiEntity {
             }
             UsSocialSecurityNumber => {
                 const D: &[Detector] = &[
-                    det(SSN, 0, validate_ssn, Start::Digit(check_3_sep)),
+                    det(SSN, 0, validate_ssn, Start::Digit(check_ssn)),
                     cue(SSN_CUE, 1, validate_ssn, &["ssn", "social security"]),
                 ];
                 D
@@ -559,7 +667,7 @@ impl PiiEntity {
             }
             CaSocialInsuranceNumber => {
                 const D: &[Detector] = &[
-                    det(SIN, 0, validate_sin, Start::Digit(check_3_sep)),
+                    det(SIN, 0, validate_sin, Start::Digit(check_sin)),
                     cue(
                         SIN_CUE,
                         1,
@@ -1556,6 +1664,12 @@ fn validate_address(hay: &str, start: usize, end: usize) -> Option<(usize, usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn street_types_are_the_address_patterns_list() {
+        let alternation = format!("[ ](?:{})\\.?", STREET_TYPES.join("|"));
+        assert!(ADDRESS.contains(&alternation), "{alternation}");
+    }
 
     #[test]
     fn names_round_trip_and_are_31() {
