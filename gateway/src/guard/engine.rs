@@ -198,6 +198,16 @@ struct Candidates {
     cue: Vec<Vec<usize>>,
     /// Per matcher: whether one of its cue literals occurs at all (`Start::Scan` gating).
     seen: Vec<bool>,
+    bufs: RunBuffers,
+}
+
+/// Buffers [`CompiledGuardrail::run`] reuses from one matcher and text to the next.
+#[derive(Debug, Default)]
+struct RunBuffers {
+    /// The candidates that pass the matcher's check.
+    passed: Vec<usize>,
+    /// Capture slots of a matcher whose entity is a group.
+    slots: Vec<Option<regex_automata::util::primitives::NonMaxUsize>>,
 }
 
 impl Candidates {
@@ -1128,9 +1138,11 @@ impl CompiledGuardrail {
             if self.needs.any() || self.cues.is_some() || self.regex_gate.is_some() {
                 self.candidates(hay, &runs, &mut cands);
             }
+            let mut bufs = std::mem::take(&mut cands.bufs);
             for (i, m) in self.matchers.iter().enumerate() {
-                self.run(m, i, &cands, source, hay, &norm, from, &mut hits);
+                self.run(m, i, &cands, &mut bufs, source, hay, &norm, from, &mut hits);
             }
+            cands.bufs = bufs;
             SCRATCH.set(cands);
         }
         self.drop_generic_inside_specific(&mut hits);
@@ -1420,6 +1432,7 @@ impl CompiledGuardrail {
         m: &Matcher,
         index: usize,
         cands: &Candidates,
+        bufs: &mut RunBuffers,
         source: Source,
         hay: &str,
         norm: &Normalized<'_>,
@@ -1459,9 +1472,9 @@ impl CompiledGuardrail {
             Start::Digit(f) => (&cands.digit, Some(f)),
             Start::Upper(f) => (&cands.upper, Some(f)),
             Start::Alnum(f) => (&cands.alnum, Some(f)),
-            Start::Iban => (&cands.iban, Some(pii::check_iban as pii::Check)),
-            Start::Mac => (&cands.mac, Some(pii::check_mac as pii::Check)),
-            Start::Phone => (&cands.phone, Some(pii::check_phone as pii::Check)),
+            Start::Iban => (&cands.iban, Some(pii::Check::Iban)),
+            Start::Mac => (&cands.mac, Some(pii::Check::Mac)),
+            Start::Phone => (&cands.phone, Some(pii::Check::Phone)),
             Start::Email => (&cands.email, None),
             Start::Colon => (&cands.colon, None),
         };
@@ -1469,24 +1482,32 @@ impl CompiledGuardrail {
             scan_all(m, hay, &mut push);
             return;
         };
+        let list = match check {
+            Some(check) if !list.is_empty() => {
+                bufs.passed.clear();
+                check.keep(b, list, &mut bufs.passed);
+                &bufs.passed[..]
+            }
+            _ => list,
+        };
         if list.is_empty() {
             return;
         }
-        let mut slots = if m.group == 0 {
-            Vec::new()
-        } else {
-            vec![None; 2 * (m.group + 1)]
-        };
+        let slots = &mut bufs.slots;
+        slots.clear();
+        if m.group > 0 {
+            slots.resize(2 * (m.group + 1), None);
+        }
         let mut pos = 0;
         for &c in list {
-            if c < pos || check.is_some_and(|f| !f(b, c)) {
+            if c < pos {
                 continue;
             }
             let input = Input::new(hay).span(c..hay.len()).anchored(Anchored::Yes);
             let found = if m.group == 0 {
                 re.search(&input).map(|x| (x.start(), x.start(), x.end()))
             } else {
-                re.search_slots(&input, &mut slots).and_then(|_| {
+                re.search_slots(&input, slots).and_then(|_| {
                     let whole = slots.first().copied().flatten()?.get();
                     let gs = slots.get(2 * m.group).copied().flatten()?.get();
                     let ge = slots.get(2 * m.group + 1).copied().flatten()?.get();

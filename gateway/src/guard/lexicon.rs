@@ -87,31 +87,19 @@ fn run_hash_at(b: &[u8], s: usize, n: usize) -> u64 {
     run_hash(b.get(s..s + n).unwrap_or(&[]))
 }
 
-/// Bit `k` set when `chunk[k]` (up to 64 bytes) is an ASCII letter or digit; eight bytes at a
-/// time with word arithmetic.
+/// Bit `k` set when `chunk[k]` (up to 64 bytes) is an ASCII letter or digit: a flag byte per
+/// input byte (a loop the compiler vectorises), then eight flags at a time gathered into one
+/// byte of the mask with a multiply.
 fn alnum_mask(chunk: &[u8]) -> u64 {
-    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Per byte, high bit set when the byte is at least `n` (bytes below 0x80; no carries).
-    const fn at_least(n: u8) -> u64 {
-        (0x80 - n as u64) * 0x0101_0101_0101_0101
+    let mut flags = [0u8; 64];
+    for (flag, &c) in flags.iter_mut().zip(chunk) {
+        *flag = u8::from(((c | 0x20).wrapping_sub(b'a') < 26) | (c.wrapping_sub(b'0') < 10));
     }
     let mut mask = 0u64;
-    let mut words = chunk.chunks_exact(8);
-    for (i, w) in words.by_ref().enumerate() {
-        let x = u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or_default());
-        let y = x & LOW7;
-        let digit = (y + at_least(b'0')) & !(y + at_least(b'9' + 1));
-        let z = y | 0x2020_2020_2020_2020;
-        let letter = (z + at_least(b'a')) & !(z + at_least(b'z' + 1));
-        let alnum = (digit | letter) & !x & HIGH;
-        // Gather each byte's high bit into one byte (bit k from byte k).
-        let bits = ((alnum >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
-        mask |= bits << (8 * i);
-    }
-    let done = chunk.len() - words.remainder().len();
-    for (k, c) in words.remainder().iter().enumerate() {
-        mask |= u64::from(c.is_ascii_alphanumeric()) << (done + k);
+    for (i, eight) in flags.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(eight).unwrap_or_default());
+        // Byte k's flag (0 or 1) lands in bit 56 + k.
+        mask |= (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * i);
     }
     mask
 }
@@ -302,6 +290,7 @@ impl Lexicon {
     }
 
     /// The patterns whose head is `b[s..s + n]` (or a hash-equal run).
+    #[inline]
     fn headed(&self, b: &[u8], s: usize, n: usize) -> &[u32] {
         if self.head_lengths & (1 << n.min(63)) == 0 {
             return &[];
@@ -346,6 +335,7 @@ impl Lexicon {
     fn at_run(&self, text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
         let b = text.as_bytes();
         if e - s > self.max_head
+            || self.head_lengths & (1 << (e - s).min(63)) == 0
             || (s > 0 && b.get(s - 1).is_some_and(|&p| p >= 0x80) && alnum_before(text, s))
         {
             return None;

@@ -149,8 +149,55 @@ pub(crate) struct Detector {
     pub(crate) start: Start,
 }
 
-/// A cheap necessary condition at a candidate start `i` of the normalized bytes `b`.
-pub(crate) type Check = fn(b: &[u8], i: usize) -> bool;
+/// A cheap necessary condition at a candidate start of the normalized bytes: which `check_*`
+/// function a detector's candidates must pass. An enum rather than a function pointer, so that
+/// [`Check::keep`] filters a whole candidate list with the check inlined into the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    Ssn,
+    Itin,
+    Sin,
+    Card,
+    Ipv4,
+    Address,
+    AgeAfter,
+    Swift,
+    Nino,
+    Vin,
+    PlateUk,
+    NameBare,
+    Iban,
+    Mac,
+    Phone,
+}
+
+impl Check {
+    /// Appends to `out`, in order, the candidates of `list` that pass in `b`.
+    pub(crate) fn keep(self, b: &[u8], list: &[usize], out: &mut Vec<usize>) {
+        macro_rules! keep {
+            ($check:ident) => {
+                out.extend(list.iter().copied().filter(|&i| $check(b, i)))
+            };
+        }
+        match self {
+            Check::Ssn => keep!(check_ssn),
+            Check::Itin => keep!(check_itin),
+            Check::Sin => keep!(check_sin),
+            Check::Card => keep!(check_card),
+            Check::Ipv4 => keep!(check_ipv4),
+            Check::Address => keep!(check_address),
+            Check::AgeAfter => keep!(check_age_after),
+            Check::Swift => keep!(check_swift),
+            Check::Nino => keep!(check_nino),
+            Check::Vin => keep!(check_vin),
+            Check::PlateUk => keep!(check_plate_uk),
+            Check::NameBare => keep!(check_name_bare),
+            Check::Iban => keep!(check_iban),
+            Check::Mac => keep!(check_mac),
+            Check::Phone => keep!(check_phone),
+        }
+    }
+}
 
 /// Where a detector's matches can start. The engine's one pass over the normalized text
 /// collects these positions once for all detectors, and each detector's regex runs anchored at
@@ -297,7 +344,7 @@ fn check_card(b: &[u8], i: usize) -> bool {
 /// at most three of `( ) . -` and space between digits) when `b[i]` is `+`; else its second (a
 /// `1`, `(NNN)` or `NNN`, `NNN`, `NNNN`: 10 or 11 digits, at most two of those bytes between
 /// digits).
-pub(crate) fn check_phone(b: &[u8], i: usize) -> bool {
+fn check_phone(b: &[u8], i: usize) -> bool {
     let gap = |c: u8| matches!(c, b' ' | b'-' | b'.' | b'(' | b')');
     if at(b, i) == b'+' {
         digit_chain(b, i + 1, 7, 3, gap)
@@ -417,11 +464,11 @@ fn check_age_after(b: &[u8], i: usize) -> bool {
     at(b, k).eq_ignore_ascii_case(&b'y')
 }
 
-pub(crate) fn check_mac(b: &[u8], i: usize) -> bool {
+fn check_mac(b: &[u8], i: usize) -> bool {
     shaped(b, i, b"hh:hh:hh:hh:hh:hh") || shaped(b, i, b"hhhh.hhhh.hhhh")
 }
 
-pub(crate) fn check_iban(b: &[u8], i: usize) -> bool {
+fn check_iban(b: &[u8], i: usize) -> bool {
     at(b, i).is_ascii_alphabetic()
         && at(b, i + 1).is_ascii_alphabetic()
         && at(b, i + 2).is_ascii_digit()
@@ -540,14 +587,14 @@ impl PiiEntity {
             }
             UsSocialSecurityNumber => {
                 const D: &[Detector] = &[
-                    det(SSN, 0, validate_ssn, Start::Digit(check_ssn)),
+                    det(SSN, 0, validate_ssn, Start::Digit(Check::Ssn)),
                     cue(SSN_CUE, 1, validate_ssn, &["ssn", "social security"]),
                 ];
                 D
             }
             UsIndividualTaxIdentificationNumber => {
                 const D: &[Detector] = &[
-                    det(ITIN, 0, validate_itin, Start::Digit(check_itin)),
+                    det(ITIN, 0, validate_itin, Start::Digit(Check::Itin)),
                     cue(
                         ITIN_CUE,
                         1,
@@ -558,7 +605,7 @@ impl PiiEntity {
                 D
             }
             CreditDebitCardNumber => {
-                const D: &[Detector] = &[det(CARD, 0, validate_card, Start::Digit(check_card))];
+                const D: &[Detector] = &[det(CARD, 0, validate_card, Start::Digit(Check::Card))];
                 D
             }
             CreditDebitCardCvv => {
@@ -589,7 +636,7 @@ impl PiiEntity {
             }
             IpAddress => {
                 const D: &[Detector] = &[
-                    det(IPV4, 0, validate_ip, Start::Digit(check_ipv4)),
+                    det(IPV4, 0, validate_ip, Start::Digit(Check::Ipv4)),
                     det(IPV6, 0, validate_ip, Start::Colon),
                 ];
                 D
@@ -613,7 +660,7 @@ impl PiiEntity {
                 D
             }
             SwiftCode => {
-                const D: &[Detector] = &[det(SWIFT, 0, validate_swift, Start::Upper(check_swift))];
+                const D: &[Detector] = &[det(SWIFT, 0, validate_swift, Start::Upper(Check::Swift))];
                 D
             }
             UsBankRoutingNumber => {
@@ -653,7 +700,7 @@ impl PiiEntity {
                 D
             }
             UkNationalInsuranceNumber => {
-                const D: &[Detector] = &[det(NINO, 0, validate_nino, Start::Upper(check_nino))];
+                const D: &[Detector] = &[det(NINO, 0, validate_nino, Start::Upper(Check::Nino))];
                 D
             }
             UkUniqueTaxpayerReferenceNumber => {
@@ -667,7 +714,7 @@ impl PiiEntity {
             }
             CaSocialInsuranceNumber => {
                 const D: &[Detector] = &[
-                    det(SIN, 0, validate_sin, Start::Digit(check_sin)),
+                    det(SIN, 0, validate_sin, Start::Digit(Check::Sin)),
                     cue(
                         SIN_CUE,
                         1,
@@ -695,7 +742,7 @@ impl PiiEntity {
                 D
             }
             VehicleIdentificationNumber => {
-                const D: &[Detector] = &[det(VIN, 0, validate_vin, Start::Alnum(check_vin))];
+                const D: &[Detector] = &[det(VIN, 0, validate_vin, Start::Alnum(Check::Vin))];
                 D
             }
             UsPassportNumber => {
@@ -727,7 +774,7 @@ impl PiiEntity {
                             "tag number",
                         ],
                     ),
-                    det(PLATE_UK, 0, validate_any, Start::Upper(check_plate_uk)),
+                    det(PLATE_UK, 0, validate_any, Start::Upper(Check::PlateUk)),
                 ];
                 D
             }
@@ -768,7 +815,7 @@ impl PiiEntity {
             Age => {
                 const D: &[Detector] = &[
                     cue(AGE_BEFORE, 1, validate_age, &["age"]),
-                    det(AGE_AFTER, 1, validate_age, Start::Digit(check_age_after)),
+                    det(AGE_AFTER, 1, validate_age, Start::Digit(Check::AgeAfter)),
                 ];
                 D
             }
@@ -808,14 +855,14 @@ impl PiiEntity {
                         NAME_BARE,
                         0,
                         validate_name_bare,
-                        Start::Upper(check_name_bare),
+                        Start::Upper(Check::NameBare),
                     ),
                 ];
                 D
             }
             Address => {
                 const D: &[Detector] = &[
-                    det(ADDRESS, 0, validate_address, Start::Digit(check_address)),
+                    det(ADDRESS, 0, validate_address, Start::Digit(Check::Address)),
                     gated(PO_BOX, 0, validate_any, &["box"]),
                 ];
                 D
