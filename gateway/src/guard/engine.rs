@@ -185,6 +185,10 @@ struct Matcher {
 struct Candidates {
     /// ASCII word starts that are digits.
     digit: Vec<usize>,
+    /// Their [`pii::shape_key`]s, and those of `upper` and `alnum`.
+    digit_keys: Vec<u8>,
+    upper_keys: Vec<u8>,
+    alnum_keys: Vec<u8>,
     /// ASCII word starts that are upper-case letters.
     upper: Vec<usize>,
     /// ASCII word starts that are digits or upper-case letters.
@@ -225,6 +229,9 @@ impl Candidates {
         ] {
             list.clear();
         }
+        self.digit_keys.clear();
+        self.upper_keys.clear();
+        self.alnum_keys.clear();
         self.cue.resize_with(matchers, Vec::new);
         for list in &mut self.cue {
             list.clear();
@@ -1239,12 +1246,16 @@ impl CompiledGuardrail {
                     continue;
                 }
                 let x = at(s);
+                // A VIN's key is its word's length.
+                let length_key = (e - s).min(31) as u8;
                 if x.is_ascii_digit() {
                     if needs.digit {
                         c.digit.push(s);
+                        c.digit_keys.push(pii::shape_key(b, s, true));
                     }
                     if needs.alnum {
                         c.alnum.push(s);
+                        c.alnum_keys.push(length_key);
                     }
                     if let Some(marks) = phone_marks.as_mut() {
                         while let Some(p) = marks.next_if(|&p| p <= s) {
@@ -1257,9 +1268,11 @@ impl CompiledGuardrail {
                 } else if x.is_ascii_uppercase() {
                     if needs.upper {
                         c.upper.push(s);
+                        c.upper_keys.push(pii::shape_key(b, s, false));
                     }
                     if needs.alnum {
                         c.alnum.push(s);
+                        c.alnum_keys.push(length_key);
                     }
                 }
                 // `\b[A-Za-z]{2}[0-9]{2}`.
@@ -1455,7 +1468,7 @@ impl CompiledGuardrail {
             }
         };
         let b = hay.as_bytes();
-        let (list, check): (&[usize], Option<pii::Check>) = match m.start {
+        let (list, keys, check): (&[usize], &[u8], Option<pii::Check>) = match m.start {
             Start::Scan => {
                 let gated =
                     !m.anchored.is_empty() && !cands.seen.get(index).copied().unwrap_or(true);
@@ -1468,15 +1481,19 @@ impl CompiledGuardrail {
                 scan_all(m, hay, &mut push);
                 return;
             }
-            Start::Cue => (cands.cue.get(index).map_or(&[][..], Vec::as_slice), None),
-            Start::Digit(f) => (&cands.digit, Some(f)),
-            Start::Upper(f) => (&cands.upper, Some(f)),
-            Start::Alnum(f) => (&cands.alnum, Some(f)),
-            Start::Iban => (&cands.iban, Some(pii::Check::Iban)),
-            Start::Mac => (&cands.mac, Some(pii::Check::Mac)),
-            Start::Phone => (&cands.phone, Some(pii::Check::Phone)),
-            Start::Email => (&cands.email, None),
-            Start::Colon => (&cands.colon, None),
+            Start::Cue => (
+                cands.cue.get(index).map_or(&[][..], Vec::as_slice),
+                &[],
+                None,
+            ),
+            Start::Digit(f) => (&cands.digit, &cands.digit_keys, Some(f)),
+            Start::Upper(f) => (&cands.upper, &cands.upper_keys, Some(f)),
+            Start::Alnum(f) => (&cands.alnum, &cands.alnum_keys, Some(f)),
+            Start::Iban => (&cands.iban, &[], Some(pii::Check::Iban)),
+            Start::Mac => (&cands.mac, &[], Some(pii::Check::Mac)),
+            Start::Phone => (&cands.phone, &[], Some(pii::Check::Phone)),
+            Start::Email => (&cands.email, &[], None),
+            Start::Colon => (&cands.colon, &[], None),
         };
         let Some(re) = &m.anchored_regex else {
             scan_all(m, hay, &mut push);
@@ -1485,7 +1502,7 @@ impl CompiledGuardrail {
         let list = match check {
             Some(check) if !list.is_empty() => {
                 bufs.passed.clear();
-                check.keep(b, list, &mut bufs.passed);
+                check.keep(b, list, keys, &mut bufs.passed);
                 &bufs.passed[..]
             }
             _ => list,
@@ -1850,6 +1867,13 @@ pub(crate) mod tests {
                 "id_555-12-3456 and_4111 1111 1111 1111",
                 "call+1 555 123 4567 or(555) 123-4567",
                 "mac_00:1a:2b:3c:4d:5e 00-1A-2B-3C-4D-5E 001a.2b3c.4d5e",
+                // Shapes next to the ones each check admits.
+                "aged 25yo, 7-year-old, 30 y/o, 41 Years old and 1234 years",
+                "plates AB12CDE AB12 CDE and NINO AB 12 34 56 C, QQ123456C",
+                "SWIFT DEUTDEFF500 DEUTDEFF and VIN 1HGCM82633A004352, 1HGCM82633A0043521",
+                "Ann Lee met Bob O'Neil at 12B Baker Street and 7 Elm St. then 4th Ave",
+                "Lynn Smith and Dylan Young live at 12y Baker Street, 9Y Elm Road",
+                "card 4111_1111_1111_1111 and 411111111111111 and 4111111111111111x",
                 // Three separator bytes between digits.
                 "card 4111 - 1111 - 1111 - 1111 and +44 (20)-(79) 460958",
             ]

@@ -171,12 +171,87 @@ pub(crate) enum Check {
     Phone,
 }
 
+/// A word-start candidate's shape, computed once for every check that looks at it: how many
+/// digits (for a digit start, at most 12) or upper-case letters (for an upper-case start, at
+/// most 7) begin the word, times 16, plus the [class](next_class) of the byte after them. A
+/// VIN candidate's key is its word's length (at most 31) instead.
+pub(crate) fn shape_key(b: &[u8], i: usize, digits: bool) -> u8 {
+    let (limit, same): (usize, fn(&u8) -> bool) = if digits {
+        (12, u8::is_ascii_digit)
+    } else {
+        (7, u8::is_ascii_uppercase)
+    };
+    let n = b
+        .get(i..)
+        .unwrap_or(&[])
+        .iter()
+        .take(limit)
+        .take_while(|c| same(c))
+        .count();
+    (n as u8) << 4 | next_class(at(b, i + n))
+}
+
+/// The byte after a word's leading digits or capitals, in the classes the checks tell apart.
+fn next_class(c: u8) -> u8 {
+    match c {
+        b' ' => 0,
+        b'.' => 1,
+        b'-' => 2,
+        b'y' | b'Y' => 3,
+        b'a'..=b'z' => 4,
+        b'A'..=b'Z' => 5,
+        b'0'..=b'9' => 6,
+        b'_' => 7,
+        _ => 15,
+    }
+}
+
 impl Check {
-    /// Appends to `out`, in order, the candidates of `list` that pass in `b`.
-    pub(crate) fn keep(self, b: &[u8], list: &[usize], out: &mut Vec<usize>) {
+    /// Whether a candidate with [`shape_key`] `key` may pass: a necessary condition of the
+    /// check, decided without reading the text again.
+    fn admits(self, key: u8) -> bool {
+        let (n, next) = (key >> 4, key & 15);
+        let separator = matches!(next, 0..=2);
+        match self {
+            // `ddd[ .-]`.
+            Check::Ssn | Check::Itin | Check::Sin => n == 3 && separator,
+            // `d{1,3}\.`.
+            Check::Ipv4 => (1..=3).contains(&n) && next == 1,
+            // Twelve digits, or a separator (` .-_`) after the first group.
+            Check::Card => n == 12 || separator || next == 7,
+            // `d{1,6}[A-Za-z]?[ ]`.
+            Check::Address => n <= 6 && matches!(next, 0 | 3 | 4 | 5),
+            // `d{1,3}[ -]?y`.
+            Check::AgeAfter => n <= 3 && matches!(next, 0 | 2 | 3),
+            // Six capitals.
+            Check::Swift => n >= 6,
+            // Two capitals, then a digit (or a space for NINO).
+            Check::Nino => n == 2 && matches!(next, 0 | 6),
+            Check::PlateUk => n == 2 && next == 6,
+            // One capital, then a small letter.
+            Check::NameBare => n == 1 && matches!(next, 3 | 4),
+            // A 17-byte word (its key is the length).
+            Check::Vin => key == 17,
+            Check::Iban | Check::Mac | Check::Phone => true,
+        }
+    }
+
+    /// Appends to `out`, in order, the candidates of `list` that pass in `b`. `keys`, when as
+    /// long as `list`, are the candidates' [`shape_key`]s, tested first.
+    pub(crate) fn keep(self, b: &[u8], list: &[usize], keys: &[u8], out: &mut Vec<usize>) {
         macro_rules! keep {
             ($check:ident) => {
-                out.extend(list.iter().copied().filter(|&i| $check(b, i)))
+                if keys.len() == list.len() {
+                    out.extend(
+                        list.iter()
+                            .zip(keys)
+                            .filter(|&(_, &k)| self.admits(k))
+                            .map(|(&i, _)| i)
+                            .filter(|&i| $check(b, i)),
+                    )
+                } else {
+                    out.extend(list.iter().copied().filter(|&i| $check(b, i)))
+                }
             };
         }
         match self {
