@@ -183,22 +183,13 @@ struct Matcher {
 /// (see [`Start`]). Positions ascend within each list.
 #[derive(Debug, Default)]
 struct Candidates {
-    /// ASCII word starts that are digits.
-    digit: Vec<usize>,
-    /// Their [`pii::shape_key`]s, and those of `upper` and `alnum`.
-    digit_keys: Vec<u8>,
-    upper_keys: Vec<u8>,
-    alnum_keys: Vec<u8>,
-    /// ASCII word starts that are upper-case letters.
-    upper: Vec<usize>,
-    /// ASCII word starts that are digits or upper-case letters.
-    alnum: Vec<usize>,
     iban: Vec<usize>,
     mac: Vec<usize>,
     phone: Vec<usize>,
     email: Vec<usize>,
     colon: Vec<usize>,
-    /// Per matcher: where its cue literals occur (`Start::Cue`).
+    /// Per matcher: its own candidates: where its cue literals occur (`Start::Cue`), or the
+    /// word starts whose shape its check admits (`Start::Digit`, `Upper`, `Alnum`).
     cue: Vec<Vec<usize>>,
     /// Per matcher: whether one of its cue literals occurs at all (`Start::Scan` gating).
     seen: Vec<bool>,
@@ -218,9 +209,6 @@ impl Candidates {
     /// Empty every list (keeping its capacity), with one cue list per matcher.
     fn clear(&mut self, matchers: usize) {
         for list in [
-            &mut self.digit,
-            &mut self.upper,
-            &mut self.alnum,
             &mut self.iban,
             &mut self.mac,
             &mut self.phone,
@@ -229,9 +217,6 @@ impl Candidates {
         ] {
             list.clear();
         }
-        self.digit_keys.clear();
-        self.upper_keys.clear();
-        self.alnum_keys.clear();
         self.cue.resize_with(matchers, Vec::new);
         for list in &mut self.cue {
             list.clear();
@@ -256,8 +241,9 @@ fn is_local_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-')
 }
 
-/// Which candidate lists a guardrail's detectors use.
-#[derive(Debug, Clone, Copy)]
+/// Which candidate lists a guardrail's detectors use, and which word-start detectors may
+/// match at a word of a given shape.
+#[derive(Debug, Clone)]
 struct Needs {
     digit: bool,
     upper: bool,
@@ -267,10 +253,31 @@ struct Needs {
     phone: bool,
     email: bool,
     colon: bool,
+    /// Per [`pii::shape_key`] of a digit word start: the `Start::Digit` matchers whose check
+    /// admits it.
+    digit_admits: Vec<Vec<usize>>,
+    /// The same for a capital word start and `Start::Upper`.
+    upper_admits: Vec<Vec<usize>>,
+    /// Per word length (at most 31): the `Start::Alnum` matchers that admit it.
+    alnum_admits: Vec<Vec<usize>>,
 }
 
 impl Needs {
     fn of(matchers: &[Matcher]) -> Needs {
+        let admits = |pick: fn(Start) -> Option<pii::Check>| -> Vec<Vec<usize>> {
+            (0..=255u8)
+                .map(|key| {
+                    (0..matchers.len())
+                        .filter(|&i| {
+                            matchers
+                                .get(i)
+                                .and_then(|m| pick(m.start))
+                                .is_some_and(|check| check.admits(key))
+                        })
+                        .collect()
+                })
+                .collect()
+        };
         let mut n = Needs {
             digit: false,
             upper: false,
@@ -280,6 +287,18 @@ impl Needs {
             phone: false,
             email: false,
             colon: false,
+            digit_admits: admits(|s| match s {
+                Start::Digit(check) => Some(check),
+                _ => None,
+            }),
+            upper_admits: admits(|s| match s {
+                Start::Upper(check) => Some(check),
+                _ => None,
+            }),
+            alnum_admits: admits(|s| match s {
+                Start::Alnum(check) => Some(check),
+                _ => None,
+            }),
         };
         for m in matchers {
             match m.start {
@@ -1246,16 +1265,20 @@ impl CompiledGuardrail {
                     continue;
                 }
                 let x = at(s);
-                // A VIN's key is its word's length.
-                let length_key = (e - s).min(31) as u8;
+                // Each word-start detector gets the starts whose shape its check admits.
+                let mut admit = |table: &[Vec<usize>], key: usize| {
+                    for &m in table.get(key).map_or(&[][..], Vec::as_slice) {
+                        if let Some(list) = c.cue.get_mut(m) {
+                            list.push(s);
+                        }
+                    }
+                };
                 if x.is_ascii_digit() {
                     if needs.digit {
-                        c.digit.push(s);
-                        c.digit_keys.push(pii::shape_key(b, s, true));
+                        admit(&needs.digit_admits, usize::from(pii::shape_key(b, s, true)));
                     }
                     if needs.alnum {
-                        c.alnum.push(s);
-                        c.alnum_keys.push(length_key);
+                        admit(&needs.alnum_admits, (e - s).min(31));
                     }
                     if let Some(marks) = phone_marks.as_mut() {
                         while let Some(p) = marks.next_if(|&p| p <= s) {
@@ -1267,12 +1290,13 @@ impl CompiledGuardrail {
                     }
                 } else if x.is_ascii_uppercase() {
                     if needs.upper {
-                        c.upper.push(s);
-                        c.upper_keys.push(pii::shape_key(b, s, false));
+                        admit(
+                            &needs.upper_admits,
+                            usize::from(pii::shape_key(b, s, false)),
+                        );
                     }
                     if needs.alnum {
-                        c.alnum.push(s);
-                        c.alnum_keys.push(length_key);
+                        admit(&needs.alnum_admits, (e - s).min(31));
                     }
                 }
                 // `\b[A-Za-z]{2}[0-9]{2}`.
@@ -1468,7 +1492,7 @@ impl CompiledGuardrail {
             }
         };
         let b = hay.as_bytes();
-        let (list, keys, check): (&[usize], &[u8], Option<pii::Check>) = match m.start {
+        let (list, check): (&[usize], Option<pii::Check>) = match m.start {
             Start::Scan => {
                 let gated =
                     !m.anchored.is_empty() && !cands.seen.get(index).copied().unwrap_or(true);
@@ -1481,19 +1505,15 @@ impl CompiledGuardrail {
                 scan_all(m, hay, &mut push);
                 return;
             }
-            Start::Cue => (
-                cands.cue.get(index).map_or(&[][..], Vec::as_slice),
-                &[],
-                None,
-            ),
-            Start::Digit(f) => (&cands.digit, &cands.digit_keys, Some(f)),
-            Start::Upper(f) => (&cands.upper, &cands.upper_keys, Some(f)),
-            Start::Alnum(f) => (&cands.alnum, &cands.alnum_keys, Some(f)),
-            Start::Iban => (&cands.iban, &[], Some(pii::Check::Iban)),
-            Start::Mac => (&cands.mac, &[], Some(pii::Check::Mac)),
-            Start::Phone => (&cands.phone, &[], Some(pii::Check::Phone)),
-            Start::Email => (&cands.email, &[], None),
-            Start::Colon => (&cands.colon, &[], None),
+            Start::Cue => (cands.cue.get(index).map_or(&[][..], Vec::as_slice), None),
+            Start::Digit(f) | Start::Upper(f) | Start::Alnum(f) => {
+                (cands.cue.get(index).map_or(&[][..], Vec::as_slice), Some(f))
+            }
+            Start::Iban => (&cands.iban, Some(pii::Check::Iban)),
+            Start::Mac => (&cands.mac, Some(pii::Check::Mac)),
+            Start::Phone => (&cands.phone, Some(pii::Check::Phone)),
+            Start::Email => (&cands.email, None),
+            Start::Colon => (&cands.colon, None),
         };
         let Some(re) = &m.anchored_regex else {
             scan_all(m, hay, &mut push);
@@ -1502,7 +1522,7 @@ impl CompiledGuardrail {
         let list = match check {
             Some(check) if !list.is_empty() => {
                 bufs.passed.clear();
-                check.keep(b, list, keys, &mut bufs.passed);
+                check.keep(b, list, &mut bufs.passed);
                 &bufs.passed[..]
             }
             _ => list,

@@ -208,8 +208,8 @@ fn next_class(c: u8) -> u8 {
 
 impl Check {
     /// Whether a candidate with [`shape_key`] `key` may pass: a necessary condition of the
-    /// check, decided without reading the text again.
-    fn admits(self, key: u8) -> bool {
+    /// check, decided without reading the text again (the engine tabulates it per key).
+    pub(crate) fn admits(self, key: u8) -> bool {
         let (n, next) = (key >> 4, key & 15);
         let separator = matches!(next, 0..=2);
         match self {
@@ -236,22 +236,11 @@ impl Check {
         }
     }
 
-    /// Appends to `out`, in order, the candidates of `list` that pass in `b`. `keys`, when as
-    /// long as `list`, are the candidates' [`shape_key`]s, tested first.
-    pub(crate) fn keep(self, b: &[u8], list: &[usize], keys: &[u8], out: &mut Vec<usize>) {
+    /// Appends to `out`, in order, the candidates of `list` that pass in `b`.
+    pub(crate) fn keep(self, b: &[u8], list: &[usize], out: &mut Vec<usize>) {
         macro_rules! keep {
             ($check:ident) => {
-                if keys.len() == list.len() {
-                    out.extend(
-                        list.iter()
-                            .zip(keys)
-                            .filter(|&(_, &k)| self.admits(k))
-                            .map(|(&i, _)| i)
-                            .filter(|&i| $check(b, i)),
-                    )
-                } else {
-                    out.extend(list.iter().copied().filter(|&i| $check(b, i)))
-                }
+                out.extend(list.iter().copied().filter(|&i| $check(b, i)))
             };
         }
         match self {
