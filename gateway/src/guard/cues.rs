@@ -152,33 +152,49 @@ impl CueIndex {
         let b = hay.as_bytes();
         if !self.literals.is_empty() {
             for &(s, e) in runs {
-                let p = pair(b, s);
-                let k = key(p, e - s);
-                if self
-                    .filter
-                    .get(k / 64)
-                    .is_none_or(|w| w & (1 << (k % 64)) == 0)
-                {
-                    continue;
-                }
-                let Some(&(from, to)) = self.table.get(p) else {
-                    continue;
-                };
-                for &i in self.order.get(from as usize..to as usize).unwrap_or(&[]) {
-                    let Some((literal, targets)) = self.literals.get(i as usize) else {
-                        continue;
-                    };
-                    let here = b
-                        .get(s..s + literal.len())
-                        .is_some_and(|t| t.eq_ignore_ascii_case(literal));
-                    if here {
-                        for &t in targets {
-                            push(s, t);
-                        }
-                    }
+                self.at_run(b, s, e, push);
+            }
+        }
+        self.inner_positions(hay, push);
+    }
+
+    /// Whether some literal is looked up at word starts ([`at_run`](Self::at_run)).
+    pub(crate) fn has_word_literals(&self) -> bool {
+        !self.literals.is_empty()
+    }
+
+    /// [`positions`](Self::positions) for the word literals at the run `b[s..e]` only.
+    #[inline]
+    pub(crate) fn at_run(&self, b: &[u8], s: usize, e: usize, push: &mut impl FnMut(usize, usize)) {
+        let p = pair(b, s);
+        let k = key(p, e - s);
+        if self
+            .filter
+            .get(k / 64)
+            .is_none_or(|w| w & (1 << (k % 64)) == 0)
+        {
+            return;
+        }
+        let Some(&(from, to)) = self.table.get(p) else {
+            return;
+        };
+        for &i in self.order.get(from as usize..to as usize).unwrap_or(&[]) {
+            let Some((literal, targets)) = self.literals.get(i as usize) else {
+                continue;
+            };
+            let here = b
+                .get(s..s + literal.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(literal));
+            if here {
+                for &t in targets {
+                    push(s, t);
                 }
             }
         }
+    }
+
+    /// [`positions`](Self::positions) for the inner literals only (the automaton pass).
+    pub(crate) fn inner_positions(&self, hay: &str, push: &mut impl FnMut(usize, usize)) {
         if let Some((automaton, targets)) = &self.inner {
             let mut state = aho_corasick::automaton::OverlappingState::start();
             let input = aho_corasick::Input::new(hay);

@@ -1145,7 +1145,8 @@ impl CompiledGuardrail {
         let from = if text.is_char_boundary(from) { from } else { 0 };
         let norm = self.normalizer.normalize(text);
         let hay = norm.as_str();
-        let mut hits: Vec<Hit> = Vec::new();
+        // Room for a PII-dense prompt's hits without regrowing.
+        let mut hits: Vec<Hit> = Vec::with_capacity(16);
         // The text's runs of ASCII letters and digits, found once for the cue literals and
         // every word-level policy.
         let mut runs = RUNS.take();
@@ -1253,7 +1254,8 @@ impl CompiledGuardrail {
         let b = hay.as_bytes();
         let needs = &self.needs;
         let at = |i: usize| b.get(i).copied().unwrap_or(0);
-        if needs.word_starts() {
+        let word_cues = self.cues.as_ref().filter(|cues| cues.has_word_literals());
+        if needs.word_starts() || word_cues.is_some() {
             // Phone numbers may also begin at `+` or `(`: merged in order with the digit word
             // starts. (A `1` inside a word may begin a match of the pattern, but the validator
             // rejects a number that follows a letter, digit or `_`.)
@@ -1261,6 +1263,16 @@ impl CompiledGuardrail {
                 .phone
                 .then(|| memchr::memchr2_iter(b'+', b'(', b).peekable());
             for &(s, e) in runs {
+                if let Some(cues) = word_cues {
+                    cues.at_run(b, s, e, &mut |p, t| {
+                        if let Some(seen) = c.seen.get_mut(t) {
+                            *seen = true;
+                        }
+                        if let Some(list) = c.cue.get_mut(t) {
+                            list.push(p);
+                        }
+                    });
+                }
                 if s > 0 && at(s - 1) == b'_' {
                     continue;
                 }
@@ -1322,38 +1334,33 @@ impl CompiledGuardrail {
                 c.phone.extend(marks);
             }
         }
-        let ats: Vec<usize> = if needs.email {
-            memchr::memchr_iter(b'@', b).collect()
-        } else {
-            Vec::new()
-        };
-        let colons: Vec<usize> = if needs.colon {
-            memchr::memchr_iter(b':', b).collect()
-        } else {
-            Vec::new()
-        };
-        for &a in &ats {
-            let mut k = a;
-            while k > 0 && b.get(k - 1).copied().is_some_and(is_local_byte) {
-                k -= 1;
-            }
-            for p in k..a {
-                let starts = b.get(p).is_some_and(u8::is_ascii_alphanumeric)
-                    && (p == 0 || !b.get(p - 1).copied().is_some_and(is_word_byte));
-                if starts && c.email.last().is_none_or(|&l| l < p) {
-                    c.email.push(p);
+        if needs.email {
+            for a in memchr::memchr_iter(b'@', b) {
+                let mut k = a;
+                while k > 0 && b.get(k - 1).copied().is_some_and(is_local_byte) {
+                    k -= 1;
+                }
+                for p in k..a {
+                    let starts = b.get(p).is_some_and(u8::is_ascii_alphanumeric)
+                        && (p == 0 || !b.get(p - 1).copied().is_some_and(is_word_byte));
+                    if starts && c.email.last().is_none_or(|&l| l < p) {
+                        c.email.push(p);
+                    }
                 }
             }
         }
-        for &k in &colons {
-            for p in k.saturating_sub(4)..=k {
-                if c.colon.last().is_none_or(|&l| l < p) {
-                    c.colon.push(p);
+        if needs.colon {
+            for k in memchr::memchr_iter(b':', b) {
+                for p in k.saturating_sub(4)..=k {
+                    if c.colon.last().is_none_or(|&l| l < p) {
+                        c.colon.push(p);
+                    }
                 }
             }
         }
         if let Some(cues) = &self.cues {
-            cues.positions(hay, runs, &mut |p, t| {
+            // The word literals were looked up with the runs above.
+            cues.inner_positions(hay, &mut |p, t| {
                 if let Some(s) = c.seen.get_mut(t) {
                     *s = true;
                 }
