@@ -274,7 +274,8 @@ pub(crate) enum Start {
     /// Exactly where one of `anchors` occurs (looked up at word starts only when the pattern
     /// begins with `\b`, see [`cues`](super::cues)).
     Cue,
-    /// An ASCII word start (no ASCII word byte before) that is a digit, passing the check.
+    /// An ASCII word start (no ASCII word byte before) that is a digit, passing the check
+    /// (its [`shape_key`] admitted first, once per word for every such detector).
     Digit(Check),
     /// An ASCII word start that is an upper-case ASCII letter, passing the check.
     Upper(Check),
