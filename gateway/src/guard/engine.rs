@@ -188,9 +188,10 @@ struct Candidates {
     phone: Vec<usize>,
     email: Vec<usize>,
     colon: Vec<usize>,
-    /// Per matcher: its own candidates: where its cue literals occur (`Start::Cue`), or the
-    /// word starts whose shape its check admits (`Start::Digit`, `Upper`, `Alnum`).
-    cue: Vec<Vec<usize>>,
+    /// Per matcher: its own candidates: where its cue literals or (a custom regex) its prefix
+    /// literals occur (`Start::Cue`), or the word starts whose shape its check admits
+    /// (`Start::Digit`, `Upper`, `Alnum`).
+    own: Vec<Vec<usize>>,
     /// Per matcher: whether one of its cue literals occurs at all (`Start::Scan` gating).
     seen: Vec<bool>,
     bufs: RunBuffers,
@@ -217,8 +218,8 @@ impl Candidates {
         ] {
             list.clear();
         }
-        self.cue.resize_with(matchers, Vec::new);
-        for list in &mut self.cue {
+        self.own.resize_with(matchers, Vec::new);
+        for list in &mut self.own {
             list.clear();
         }
         self.seen.clear();
@@ -1268,7 +1269,7 @@ impl CompiledGuardrail {
                         if let Some(seen) = c.seen.get_mut(t) {
                             *seen = true;
                         }
-                        if let Some(list) = c.cue.get_mut(t) {
+                        if let Some(list) = c.own.get_mut(t) {
                             list.push(p);
                         }
                     });
@@ -1280,7 +1281,7 @@ impl CompiledGuardrail {
                 // Each word-start detector gets the starts whose shape its check admits.
                 let mut admit = |table: &[Vec<usize>], key: usize| {
                     for &m in table.get(key).map_or(&[][..], Vec::as_slice) {
-                        if let Some(list) = c.cue.get_mut(m) {
+                        if let Some(list) = c.own.get_mut(m) {
                             list.push(s);
                         }
                     }
@@ -1364,12 +1365,12 @@ impl CompiledGuardrail {
                 if let Some(s) = c.seen.get_mut(t) {
                     *s = true;
                 }
-                if let Some(list) = c.cue.get_mut(t) {
+                if let Some(list) = c.own.get_mut(t) {
                     list.push(p);
                 }
             });
             // Inner literals come after the word ones, by end: a list may be out of order.
-            for list in &mut c.cue {
+            for list in &mut c.own {
                 if !list.is_sorted() {
                     list.sort_unstable();
                 }
@@ -1378,7 +1379,7 @@ impl CompiledGuardrail {
         }
         if let Some(gate) = &self.regex_gate {
             gate.positions(hay, &mut |p, t| {
-                if let Some(list) = c.cue.get_mut(t) {
+                if let Some(list) = c.own.get_mut(t) {
                     list.push(p);
                 }
             });
@@ -1512,9 +1513,9 @@ impl CompiledGuardrail {
                 scan_all(m, hay, &mut push);
                 return;
             }
-            Start::Cue => (cands.cue.get(index).map_or(&[][..], Vec::as_slice), None),
+            Start::Cue => (cands.own.get(index).map_or(&[][..], Vec::as_slice), None),
             Start::Digit(f) | Start::Upper(f) | Start::Alnum(f) => {
-                (cands.cue.get(index).map_or(&[][..], Vec::as_slice), Some(f))
+                (cands.own.get(index).map_or(&[][..], Vec::as_slice), Some(f))
             }
             Start::Iban => (&cands.iban, Some(pii::Check::Iban)),
             Start::Mac => (&cands.mac, Some(pii::Check::Mac)),

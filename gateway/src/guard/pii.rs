@@ -173,8 +173,9 @@ pub(crate) enum Check {
 
 /// A word-start candidate's shape, computed once for every check that looks at it: how many
 /// digits (for a digit start, at most 12) or upper-case letters (for an upper-case start, at
-/// most 7) begin the word, times 16, plus the [class](next_class) of the byte after them. A
-/// VIN candidate's key is its word's length (at most 31) instead.
+/// most 7) begin the word, times 16, plus the [class](next_class) of the byte after them.
+/// (`Start::Alnum` candidates are keyed by their word's length instead, at most 31: the engine
+/// computes that from the run.)
 pub(crate) fn shape_key(b: &[u8], i: usize, digits: bool) -> u8 {
     let (limit, same): (usize, fn(&u8) -> bool) = if digits {
         (12, u8::is_ascii_digit)
