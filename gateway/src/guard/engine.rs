@@ -234,10 +234,6 @@ thread_local! {
     static RUNS: std::cell::Cell<Vec<(usize, usize)>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-fn is_word_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_'
-}
-
 fn is_local_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-')
 }
@@ -1254,7 +1250,7 @@ impl CompiledGuardrail {
     fn candidates(&self, hay: &str, runs: &[(usize, usize)], c: &mut Candidates) {
         let b = hay.as_bytes();
         let needs = &self.needs;
-        let at = |i: usize| b.get(i).copied().unwrap_or(0);
+        let at = |i: usize| pii::at(b, i);
         let word_cues = self.cues.as_ref().filter(|cues| cues.has_word_literals());
         if needs.word_starts() || word_cues.is_some() {
             // Phone numbers may also begin at `+` or `(`: merged in order with the digit word
@@ -1343,7 +1339,7 @@ impl CompiledGuardrail {
                 }
                 for p in k..a {
                     let starts = b.get(p).is_some_and(u8::is_ascii_alphanumeric)
-                        && (p == 0 || !b.get(p - 1).copied().is_some_and(is_word_byte));
+                        && (p == 0 || !b.get(p - 1).copied().is_some_and(pii::is_word_byte));
                     if starts && c.email.last().is_none_or(|&l| l < p) {
                         c.email.push(p);
                     }

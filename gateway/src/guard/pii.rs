@@ -340,11 +340,13 @@ const fn gated(
     }
 }
 
-fn at(b: &[u8], i: usize) -> u8 {
+/// The byte at `b[i]`, or 0 past the end (a non-word byte).
+pub(crate) fn at(b: &[u8], i: usize) -> u8 {
     b.get(i).copied().unwrap_or(0)
 }
 
-fn is_word(c: u8) -> bool {
+/// An ASCII word byte, as `(?-u:\b)` counts them: a letter, digit or `_`.
+pub(crate) fn is_word_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_'
 }
 
@@ -361,7 +363,7 @@ fn shaped(b: &[u8], i: usize, shape: &[u8]) -> bool {
             b':' => matches!(c, b':' | b'-'),
             _ => c == want,
         }
-    }) && !is_word(at(b, i + shape.len()))
+    }) && !is_word_byte(at(b, i + shape.len()))
 }
 
 /// `SSN`'s whole shape.
@@ -437,7 +439,7 @@ fn check_ipv4(b: &[u8], i: usize) -> bool {
             k += 1;
         }
     }
-    !is_word(at(b, k))
+    !is_word_byte(at(b, k))
 }
 
 /// The street types `ADDRESS` ends with (its regex spells the same list).
@@ -554,7 +556,7 @@ fn check_nino(b: &[u8], i: usize) -> bool {
 /// `VIN`'s whole shape: 17 of its characters, then no word byte (checked first: most
 /// candidates are shorter words).
 fn check_vin(b: &[u8], i: usize) -> bool {
-    !is_word(at(b, i + 17))
+    !is_word_byte(at(b, i + 17))
         && (0..17).all(|k| {
             let c = at(b, i + k);
             c.is_ascii_digit() || (c.is_ascii_uppercase() && !matches!(c, b'I' | b'O' | b'Q'))
