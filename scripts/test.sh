@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every test: formatting and lints, unit tests, the black-box gateway suite (real binaries
+# Run every test: formatting and lints, dependency advisories, unit tests, the black-box gateway suite (real binaries
 # on port 0), the OpenAI Python client, and the console in headless Chromium.
 # Installs what is missing first (scripts/setup.sh --test).
 set -euo pipefail
@@ -11,6 +11,9 @@ scripts/setup.sh --test
 say "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
+
+say "dependencies: known advisories, licences, sources (cargo-deny)"
+scripts/deny.sh
 
 say "deployment template: cfn-lint and checkov"
 infra/check.sh
