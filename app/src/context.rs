@@ -9,15 +9,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use gateway::audit::AuditStore;
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
 
+use crate::accounts::events::Refused;
 use crate::accounts::{Accounts, LoginError, Role, User, session};
 use crate::api::ApiError;
+use crate::log_safe::LogSafe;
 
 /// The backends the console's server functions use.
 #[derive(Clone)]
@@ -152,25 +154,34 @@ fn unauthorized() -> ApiError {
 }
 
 /// The body of the `login` server function.
+///
+/// Client-chosen values (the name, the address) reach the log only through [`LogSafe`];
+/// refused sign-ins reach the audit trail counted per account and address
+/// ([`Accounts::record_refused_sign_in`]), never one row each.
 pub async fn login(name: String, password: String) -> Result<(), ApiError> {
     let console = console()?;
     let parts = request_parts()?;
     let ip = client_ip(&parts);
     let previous = session_token(&parts.headers);
-    let name = name.trim().to_string();
+    let name = name.trim();
+    let now = gateway::now_ms();
     let result = console
         .accounts
-        .login(
-            &name,
-            &password,
-            &ip,
-            previous.as_deref(),
-            gateway::now_ms(),
-        )
+        .login(name, &password, &ip, previous.as_deref(), now)
         .await;
+    let (user, client) = (LogSafe(name), LogSafe(&ip));
+    let refused = |kind: Refused| {
+        let accounts = console.accounts.clone();
+        let (name, ip) = (name.to_string(), ip.clone());
+        async move {
+            if let Err(e) = accounts.record_refused_sign_in(kind, &name, &ip, now).await {
+                tracing::error!(error = %e, kind = kind.kind(), "console event not recorded");
+            }
+        }
+    };
     let error = match result {
         Ok(session) => {
-            tracing::info!(user = %session.user.name, client = %ip, "console sign-in");
+            tracing::info!(user = %LogSafe(&session.user.name), %client, "console sign-in");
             crate::admin::server::record_session_event(&console, &session.user.name, "login", &ip)
                 .await;
             set_cookie(&session::set_cookie(
@@ -181,15 +192,26 @@ pub async fn login(name: String, password: String) -> Result<(), ApiError> {
             return Ok(());
         }
         Err(LoginError::Invalid) => {
-            tracing::warn!(user = %name, client = %ip, "console sign-in failed");
-            crate::admin::server::record_session_event(&console, &name, "login.failed", &ip).await;
+            tracing::warn!(%user, %client, "console sign-in failed");
+            refused(Refused::Failed).await;
             ApiError::InvalidCredentials
         }
         Err(LoginError::Throttled) => {
-            tracing::warn!(user = %name, client = %ip, "console sign-in throttled");
-            crate::admin::server::record_session_event(&console, &name, "login.throttled", &ip)
-                .await;
+            tracing::warn!(%user, %client, "console sign-in throttled");
+            refused(Refused::Throttled).await;
             ApiError::Throttled
+        }
+        Err(LoginError::Busy) => {
+            tracing::warn!(%user, %client, "console sign-in refused: too many in progress");
+            refused(Refused::Throttled).await;
+            if let Some(res) = response_options() {
+                res.insert_header(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Unavailable
+        }
+        Err(LoginError::Malformed(message)) => {
+            tracing::warn!(%user, %client, "console sign-in refused: malformed");
+            ApiError::Invalid(message.to_string())
         }
         Err(LoginError::Store(e)) => {
             tracing::error!(error = %e, "console sign-in could not be checked");
@@ -203,6 +225,7 @@ pub async fn login(name: String, password: String) -> Result<(), ApiError> {
         res.set_status(match error {
             ApiError::Throttled => StatusCode::TOO_MANY_REQUESTS,
             ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         });
     }

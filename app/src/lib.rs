@@ -6,7 +6,7 @@
 //! - [`api`] holds the server functions and the types they exchange.
 //! - [`pages`] are the routes: `/login` and `/` (overview).
 //! - Server only: [`accounts`] (users, sessions, throttle), [`context`] (what server functions
-//!   reach), [`chart`] (plotters SVG).
+//!   reach), [`chart`] (plotters SVG), [`log_safe`] (client-chosen values in the log).
 
 // The hydrate build's view types nest deeply (large forms); the default limit (128) is too low.
 #![recursion_limit = "256"]
@@ -22,6 +22,8 @@ pub mod accounts;
 pub mod chart;
 #[cfg(feature = "ssr")]
 pub mod context;
+#[cfg(feature = "ssr")]
+pub mod log_safe;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, provide_meta_context};

@@ -16,6 +16,7 @@ use leptos_config::LeptosOptions;
 use tower::ServiceExt;
 
 use app::accounts::Accounts;
+use app::accounts::events::{EventFilter, UNKNOWN_ACCOUNT};
 use app::accounts::password::HashCost;
 use app::context::Console;
 
@@ -29,6 +30,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     router: Router,
     audit: Arc<SqliteAuditStore>,
+    accounts: Accounts,
     password: String,
 }
 
@@ -54,7 +56,7 @@ async fn fixture() -> Fixture {
     let router = server::console::router(
         options,
         Console {
-            accounts,
+            accounts: accounts.clone(),
             audit: audit.clone(),
             soc: None,
         },
@@ -63,6 +65,7 @@ async fn fixture() -> Fixture {
         _dir: dir,
         router,
         audit,
+        accounts,
         password,
     }
 }
@@ -298,6 +301,74 @@ async fn failed_sign_ins_are_generic_and_throttled() {
     .await;
     assert_eq!(header(&res, LOCATION), "/login?error=throttled");
     assert_eq!(header(&res, SET_COOKIE), "");
+}
+
+/// Issue 13, findings 15 and 16, through the route: 600 made-up names (with line breaks) add a
+/// few counted audit rows under "unknown account"; a failure for a real account and the real
+/// sign-in stay on the first page; a name over 256 characters is refused as malformed.
+#[tokio::test]
+async fn a_flood_of_made_up_names_leaves_the_audit_trail_readable() {
+    let f = fixture().await;
+    sign_in(&f).await;
+    let res = send(
+        &f.router,
+        post_form("/api/login", &login_form("wrong"), "application/json", None),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    for i in 0..600 {
+        let form = format!("name=n{i:x}%0A2026-01-01%20INFO%20forged&password=wrong");
+        let res = send(
+            &f.router,
+            post_form("/api/login", &form, "application/json", None),
+        )
+        .await;
+        assert!(
+            [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(&res.status()),
+            "{}",
+            res.status()
+        );
+    }
+    let page = f
+        .accounts
+        .events(EventFilter {
+            limit: 20,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    let refused: Vec<_> = page
+        .iter()
+        .filter(|e| e.kind.starts_with("login."))
+        .collect();
+    // Failed and throttled, for admin and for unknown accounts, in at most two minutes.
+    assert!((3..=8).contains(&refused.len()), "{page:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|e| e.actor == "admin" || e.actor == UNKNOWN_ACCOUNT),
+        "{page:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|e| e.actor == "admin" && e.kind == "login.failed"),
+        "{page:?}"
+    );
+    assert!(
+        page.iter().any(|e| e.actor == "admin" && e.kind == "login"),
+        "{page:?}"
+    );
+    assert_eq!(page.len(), refused.len() + 1, "{page:?}");
+
+    let form = format!("name={}&password=x", "a".repeat(300));
+    let res = send(
+        &f.router,
+        post_form("/api/login", &form, "application/json", None),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(body(res).await.contains("at most 256 characters"));
 }
 
 #[tokio::test]

@@ -193,7 +193,8 @@ impl Accounts {
     pub async fn create_admin(&self, name: &str, now_ms: i64) -> Result<String, AccountsError> {
         if !valid_name(name) {
             return Err(AccountsError::InvalidUser(format!(
-                "{name:?} is not a valid user name (1-64 letters, digits, . _ - @)"
+                "{:?} is not a valid user name (1-64 letters, digits, . _ - @)",
+                crate::log_safe::LogSafe(name)
             )));
         }
         let (this, name) = (self.clone(), name.to_string());

@@ -4,7 +4,9 @@
 //! Invariants: a password is only ever stored as an argon2id PHC string; a session token only as
 //! its SHA-256; every sign-in creates a new session and ends the one the browser presented
 //! (rotation); a sign-in failure says nothing about which half was wrong; a throttled key is
-//! refused before any password is checked.
+//! refused before any password is checked, and an attempt is counted before its password is
+//! (`throttle`: at most a few checks per address and in the process at once); an unknown name
+//! costs the same argon2id check as a known one.
 
 pub mod events;
 pub mod federated;
@@ -21,8 +23,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rusqlite::{Connection, OptionalExtension, params};
 use subtle::ConstantTimeEq;
 
+use federated::FEDERATED_MARK;
 use password::HashCost;
-use throttle::LoginThrottle;
+use throttle::{Refusal, SignInGate};
 
 /// What a console user may do. The overview is open to every role; the vault needs `soc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,12 +97,21 @@ pub enum LoginError {
     Invalid,
     #[error("too many failed sign-ins")]
     Throttled,
+    /// Too many password checks in flight (from this address, or in the process): refused at
+    /// once, without hashing; try again shortly.
+    #[error("too many sign-ins in progress")]
+    Busy,
+    /// The input cannot be a sign-in (too long); the message says what to change.
+    #[error("{0}")]
+    Malformed(&'static str),
     #[error(transparent)]
     Store(#[from] AccountsError),
 }
 
 /// The longest user name accepted.
 const MAX_NAME_LEN: usize = 64;
+/// The longest user name a sign-in may send; longer is refused as malformed (not an attempt).
+pub const MAX_SIGN_IN_NAME_LEN: usize = 256;
 /// The longest password accepted (argon2 cost does not depend on it, but requests should be small).
 const MAX_PASSWORD_LEN: usize = 1024;
 
@@ -126,12 +138,14 @@ CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions(expires_at);
 #[derive(Clone)]
 pub struct Accounts {
     db: Arc<Mutex<Connection>>,
-    throttle: Arc<Mutex<LoginThrottle>>,
+    gate: SignInGate,
     pub(crate) cost: HashCost,
     /// A hash to verify against when the user does not exist, so both cases cost the same.
     dummy_hash: Arc<OnceLock<String>>,
     /// Where the audit trail goes instead of `console.db` (CloudWatch Logs on AWS).
     event_log: Option<Arc<gateway::aws::console_events::ConsoleEventLog>>,
+    /// Refused sign-ins counted in this window, for an `event_log` (which cannot update rows).
+    refusals: Arc<Mutex<events::RefusalCounts>>,
 }
 
 impl Accounts {
@@ -149,10 +163,11 @@ impl Accounts {
         events::migrate(&conn)?;
         Ok(Accounts {
             db: Arc::new(Mutex::new(conn)),
-            throttle: Arc::new(Mutex::new(LoginThrottle::default())),
+            gate: SignInGate::default(),
             cost,
             dummy_hash: Arc::new(OnceLock::new()),
             event_log: None,
+            refusals: Arc::default(),
         })
     }
 
@@ -191,7 +206,8 @@ impl Accounts {
     ) -> Result<(), AccountsError> {
         if !valid_name(name) {
             return Err(AccountsError::InvalidUser(format!(
-                "{name:?} is not a valid user name"
+                "{:?} is not a valid user name",
+                crate::log_safe::LogSafe(name)
             )));
         }
         if password.chars().count() < 12 || password.len() > MAX_PASSWORD_LEN {
@@ -216,6 +232,10 @@ impl Accounts {
 
     /// Check `name`/`password` for a sign-in from `client` (an address) and, on success, start
     /// a session, ending `previous_token`'s session if the browser presented one.
+    ///
+    /// Refused before any hashing: [`LoginError::Malformed`] (name or password too long),
+    /// [`LoginError::Throttled`] (failures used up, attempts in flight counted),
+    /// [`LoginError::Busy`] (too many checks in flight).
     pub async fn login(
         &self,
         name: &str,
@@ -224,54 +244,32 @@ impl Accounts {
         previous_token: Option<&str>,
         now_ms: i64,
     ) -> Result<NewSession, LoginError> {
-        let keys = vec![format!("user:{name}"), format!("ip:{client}")];
-        if self.with_throttle(|t| t.is_blocked(&keys, now_ms))? {
-            return Err(LoginError::Throttled);
+        if name.len() > MAX_SIGN_IN_NAME_LEN {
+            return Err(LoginError::Malformed(
+                "User names are at most 256 characters.",
+            ));
         }
+        if password.len() > MAX_PASSWORD_LEN {
+            return Err(LoginError::Malformed(
+                "Passwords are at most 1024 characters.",
+            ));
+        }
+        let admission = self
+            .gate
+            .admit(name, client, now_ms)
+            .map_err(|refusal| match refusal {
+                Refusal::TooManyFailures => LoginError::Throttled,
+                Refusal::Busy => LoginError::Busy,
+            })?;
         let this = self.clone();
         let (name, password) = (name.to_string(), password.to_string());
         let previous_hash = previous_token.and_then(session::token_hash);
+        // The admission moves into the blocking task: its permit is held while argon2 runs,
+        // even if this request is abandoned meanwhile.
         let outcome = blocking(move || {
-            let row = if name.is_empty() || name.len() > MAX_NAME_LEN {
-                None
-            } else {
-                this.with_db(|db| {
-                    Ok(db
-                        .query_row(
-                            "SELECT password_hash, role, created_at FROM users
-                             WHERE name = ?1 AND disabled = 0",
-                            params![name],
-                            |r| {
-                                Ok((
-                                    r.get::<_, String>(0)?,
-                                    r.get::<_, String>(1)?,
-                                    r.get::<_, i64>(2)?,
-                                ))
-                            },
-                        )
-                        .optional()?)
-                })?
-            };
-            let password_ok = password.len() <= MAX_PASSWORD_LEN;
-            let user = match row {
-                Some((hash, role, created_at_ms)) => {
-                    let matches = password::verify(&password, &hash);
-                    match (matches && password_ok, Role::parse(&role)) {
-                        (true, Some(role)) => Some(User {
-                            name: name.clone(),
-                            role,
-                            created_at_ms,
-                        }),
-                        _ => None,
-                    }
-                }
-                None => {
-                    // Same work as for a real user, so timing does not tell names apart.
-                    let _ = password::verify(&password, this.dummy_hash()?);
-                    None
-                }
-            };
-            let Some(user) = user else {
+            let checked = this.check_password(&name, &password);
+            admission.settle(matches!(checked, Ok(Some(_))));
+            let Some(user) = checked? else {
                 return Ok(None);
             };
             let (token, expires_at_ms) = this.with_db(|db| {
@@ -287,14 +285,49 @@ impl Accounts {
             }))
         })
         .await?;
-        match outcome {
-            Some(session) => {
-                self.with_throttle(|t| t.clear(&keys[0]))?;
-                Ok(session)
+        outcome.ok_or(LoginError::Invalid)
+    }
+
+    /// The enabled user `name` if `password` is theirs. Costs one argon2id check whether or not
+    /// the name is an account (a federated or unknown one is checked against a dummy hash), so
+    /// timing does not tell names apart.
+    fn check_password(&self, name: &str, password: &str) -> Result<Option<User>, AccountsError> {
+        let row = if name.is_empty() || name.len() > MAX_NAME_LEN {
+            None
+        } else {
+            self.with_db(|db| {
+                Ok(db
+                    .query_row(
+                        "SELECT password_hash, role, created_at FROM users
+                         WHERE name = ?1 AND disabled = 0",
+                        params![name],
+                        |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, String>(1)?,
+                                r.get::<_, i64>(2)?,
+                            ))
+                        },
+                    )
+                    .optional()?)
+            })?
+        };
+        let _check = self.gate.gauge.enter();
+        match row {
+            Some((hash, role, created_at_ms)) if hash != FEDERATED_MARK => {
+                let matches = password::verify(password, &hash);
+                Ok(matches
+                    .then(|| Role::parse(&role))
+                    .flatten()
+                    .map(|role| User {
+                        name: name.to_string(),
+                        role,
+                        created_at_ms,
+                    }))
             }
-            None => {
-                self.with_throttle(|t| t.record_failure(&keys, now_ms))?;
-                Err(LoginError::Invalid)
+            _ => {
+                let _ = password::verify(password, self.dummy_hash()?);
+                Ok(None)
             }
         }
     }
@@ -365,11 +398,6 @@ impl Accounts {
     ) -> Result<T, AccountsError> {
         let db = self.db.lock().map_err(|_| AccountsError::Poisoned)?;
         f(&db)
-    }
-
-    fn with_throttle<T>(&self, f: impl FnOnce(&mut LoginThrottle) -> T) -> Result<T, LoginError> {
-        let mut t = self.throttle.lock().map_err(|_| AccountsError::Poisoned)?;
-        Ok(f(&mut t))
     }
 
     fn dummy_hash(&self) -> Result<&str, AccountsError> {
@@ -540,6 +568,173 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    /// Dear enough that concurrent checks overlap (argon2 is optimised in test builds too).
+    const SLOW: HashCost = HashCost {
+        memory_kib: 4096,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    fn slow_store() -> (tempfile::TempDir, Accounts) {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = Accounts::open_with_cost(&dir.path().join("console.db"), SLOW).unwrap();
+        (dir, accounts)
+    }
+
+    /// `n` sign-ins of `name(i)` from `client(i)` with wrong passwords, all released at once.
+    async fn burst(
+        accounts: &Accounts,
+        n: usize,
+        name: impl Fn(usize) -> String,
+        client: impl Fn(usize) -> String,
+    ) -> Vec<Result<NewSession, LoginError>> {
+        let start = Arc::new(tokio::sync::Barrier::new(n));
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let (a, start) = (accounts.clone(), start.clone());
+                let (name, client) = (name(i), client(i));
+                tokio::spawn(async move {
+                    start.wait().await;
+                    a.login(&name, &format!("wrong {i}"), &client, None, 1_000)
+                        .await
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    }
+
+    /// Issue 13, finding 3: 48 concurrent wrong passwords from one address were all checked.
+    /// Attempts are counted before they are checked, so one address gets at most its failure
+    /// budget of checks, however many it sends at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_wrong_passwords_from_one_address_are_counted_before_checking() {
+        let (_dir, accounts) = slow_store();
+        accounts.ensure_admin(1).await.unwrap().unwrap();
+        let results = burst(&accounts, 48, |_| "admin".into(), |_| "10.0.0.9".into()).await;
+        let checked = results
+            .iter()
+            .filter(|r| matches!(r, Err(LoginError::Invalid)))
+            .count();
+        assert!(
+            checked <= throttle::MAX_FAILURES,
+            "{checked} of 48 concurrent wrong passwords were checked"
+        );
+        assert!(
+            results.iter().all(|r| matches!(
+                r,
+                Err(LoginError::Invalid | LoginError::Throttled | LoginError::Busy)
+            )),
+            "{results:?}"
+        );
+        // Sent one by one afterwards, the address still gets no more than its budget.
+        let mut later = 0;
+        for i in 0..10 {
+            let r = accounts
+                .login("admin", &format!("again {i}"), "10.0.0.9", None, 1_001)
+                .await;
+            later += usize::from(matches!(r, Err(LoginError::Invalid)));
+        }
+        assert!(
+            checked + later <= throttle::MAX_FAILURES,
+            "{checked} + {later}"
+        );
+        assert_eq!(accounts.gate.gauge.total(), checked + later);
+    }
+
+    /// Issue 13, finding 3: password checks ran on unbounded blocking threads (19 MiB each).
+    /// From many addresses at once, no more than the bound run together; the rest are refused
+    /// without hashing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn password_checks_in_the_process_never_exceed_the_bound() {
+        let (_dir, accounts) = slow_store();
+        let results = burst(
+            &accounts,
+            48,
+            |i| format!("nobody{i}"),
+            |i| format!("10.0.1.{i}"),
+        )
+        .await;
+        let checked = results
+            .iter()
+            .filter(|r| matches!(r, Err(LoginError::Invalid)))
+            .count();
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Err(LoginError::Busy)))
+            .count();
+        assert_eq!(checked + busy, 48, "{results:?}");
+        let peak = accounts.gate.gauge.peak();
+        assert!(
+            (1..=throttle::MAX_CONCURRENT_CHECKS).contains(&peak),
+            "{peak} password checks ran at once"
+        );
+        assert_eq!(accounts.gate.gauge.total(), checked);
+    }
+
+    /// The fastest of three failed sign-ins of `name` (each from its own address).
+    async fn fastest_failure(accounts: &Accounts, name: &str) -> std::time::Duration {
+        let mut best = std::time::Duration::MAX;
+        for i in 0..3 {
+            let began = std::time::Instant::now();
+            let r = accounts
+                .login(name, "wrong password", &format!("{name}-{i}"), None, 2)
+                .await;
+            best = best.min(began.elapsed());
+            assert!(matches!(r, Err(LoginError::Invalid)), "{name}: {r:?}");
+        }
+        best
+    }
+
+    /// A federated account's hash is no PHC string; checking it used to return at once, so its
+    /// name could be told from a local one by timing. Every name now costs a full check.
+    #[tokio::test]
+    async fn federated_and_unknown_names_cost_a_full_check() {
+        let (_dir, accounts) = slow_store();
+        accounts
+            .create_user("ana", "a long enough password", Role::Viewer, 1)
+            .await
+            .unwrap();
+        accounts
+            .federated_login("sso.bo", Role::Viewer, None, 1)
+            .await
+            .unwrap()
+            .unwrap();
+        // Build the dummy hash once, outside the measurements.
+        let _ = accounts.login("warm", "x", "warm", None, 1).await;
+        let local = fastest_failure(&accounts, "ana").await;
+        let federated = fastest_failure(&accounts, "sso.bo").await;
+        let unknown = fastest_failure(&accounts, "nobody").await;
+        assert!(
+            federated * 3 >= local,
+            "federated {federated:?}, local {local:?}"
+        );
+        assert!(unknown * 3 >= local, "unknown {unknown:?}, local {local:?}");
+    }
+
+    /// Issue 13, finding 15: a 1.9 MB name was taken as a sign-in (and logged whole).
+    #[tokio::test]
+    async fn overlong_names_and_passwords_are_refused_before_any_work() {
+        let (_dir, accounts) = store();
+        let huge = "A".repeat(1_900_000);
+        for (name, password) in [
+            (huge.as_str(), "x"),
+            (&huge[..MAX_SIGN_IN_NAME_LEN + 1], "x"),
+            ("admin", &huge[..MAX_PASSWORD_LEN + 1]),
+        ] {
+            let r = accounts.login(name, password, "ip", None, 1).await;
+            assert!(matches!(r, Err(LoginError::Malformed(_))), "{r:?}");
+        }
+        assert_eq!(accounts.gate.gauge.total(), 0);
+        let r = accounts
+            .login(&huge[..MAX_SIGN_IN_NAME_LEN], "x", "ip", None, 1)
+            .await;
+        assert!(matches!(r, Err(LoginError::Invalid)), "{r:?}");
     }
 
     #[tokio::test]
