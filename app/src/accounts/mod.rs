@@ -84,6 +84,10 @@ pub enum AccountsError {
     /// The console's audit trail on CloudWatch Logs (`backend = "aws"`) failed.
     #[error("console event log: {0}")]
     EventLog(String),
+    /// The change grants `soc` and must be approved by a second admin
+    /// ([`Accounts::request_soc_grant`]).
+    #[error("granting the soc role needs a second admin's approval")]
+    NeedsApproval,
 }
 
 /// Why a sign-in was refused.
@@ -132,6 +136,8 @@ pub struct Accounts {
     dummy_hash: Arc<OnceLock<String>>,
     /// Where the audit trail goes instead of `console.db` (CloudWatch Logs on AWS).
     event_log: Option<Arc<gateway::aws::console_events::ConsoleEventLog>>,
+    /// Whether granting `soc` waits for a second admin ([`manage`]).
+    soc_grant_approval: bool,
 }
 
 impl Accounts {
@@ -146,6 +152,7 @@ impl Accounts {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         manage::migrate(&conn)?;
+        federated::migrate(&conn)?;
         events::migrate(&conn)?;
         Ok(Accounts {
             db: Arc::new(Mutex::new(conn)),
@@ -153,6 +160,7 @@ impl Accounts {
             cost,
             dummy_hash: Arc::new(OnceLock::new()),
             event_log: None,
+            soc_grant_approval: false,
         })
     }
 
@@ -199,6 +207,7 @@ impl Accounts {
                 "passwords are 12 to 1024 characters".into(),
             ));
         }
+        self.check_soc_grant(role == Role::Soc)?;
         let (this, name, password) = (self.clone(), name.to_string(), password.to_string());
         blocking(move || {
             let hash = password::hash(&password, this.cost)?;
