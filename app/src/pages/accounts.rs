@@ -259,9 +259,9 @@ fn PendingGrants(
                         .into_iter()
                         .map(|p| {
                             let id = p.id.to_string();
-                            let id_reject = id.clone();
+                            let (id_row, id_reject) = (id.clone(), id.clone());
                             view! {
-                                <tr data-grant=id.clone()>
+                                <tr data-grant=id_row>
                                     <td>{p.change}</td>
                                     <td class="strong">{p.target}</td>
                                     <td>{p.requested_by}</td>
