@@ -389,10 +389,10 @@ fn state_key(config: &OidcConfig, data_dir: &Path) -> anyhow::Result<[u8; 32]> {
     let path = data_dir.join(STATE_KEY_FILE);
     let bytes = gateway::secret_file::load_or_create(&path, 32)
         .map_err(|e| anyhow::anyhow!("OIDC state key {}: {e}", path.display()))?;
-    Ok(bytes
+    bytes
         .as_slice()
         .try_into()
-        .map_err(|_| anyhow::anyhow!("OIDC state key {} is not 32 bytes", path.display()))?)
+        .map_err(|_| anyhow::anyhow!("OIDC state key {} is not 32 bytes", path.display()))
 }
 
 /// 256 random bits, base64url.
