@@ -68,6 +68,11 @@ pub struct ConsoleConfig {
     /// local accounts only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcConfig>,
+    /// Separation of duties: a change that grants the `soc` role's access (a new `soc`
+    /// account, a role change to `soc`, re-enabling or setting the password of a `soc` account)
+    /// waits until another admin approves it on the Accounts page. Off by default.
+    #[serde(default)]
+    pub soc_grant_requires_second_admin: bool,
 }
 
 /// `[console.oidc]`: an OpenID Connect provider for console sign-in (authorization code + PKCE).

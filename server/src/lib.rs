@@ -89,7 +89,8 @@ pub async fn create_admin(config: Option<&std::path::Path>, name: &str) -> anyho
 async fn open_accounts(config: &Config) -> anyhow::Result<Accounts> {
     let console_db = config.data_dir.join("console.db");
     let accounts = Accounts::open(&console_db)
-        .with_context(|| format!("console accounts in {}", console_db.display()))?;
+        .with_context(|| format!("console accounts in {}", console_db.display()))?
+        .with_soc_grant_approval(config.console.soc_grant_requires_second_admin);
     Ok(match config.backend {
         Backend::Embedded => accounts,
         Backend::Aws => {
@@ -150,6 +151,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             settings.clone(),
             accounts.clone(),
             options.css_path(),
+            &config.data_dir,
         )?)),
         None => None,
     };

@@ -7,16 +7,20 @@
 //! token: signature by the provider's JWKS (RS256/ES256 only, the algorithm fixed by the key),
 //! `iss`, `aud` = the client id, `exp`, and `nonce`. The console role comes from the groups claim
 //! (`cognito:groups`): the strongest of admin > soc > viewer that the groups name; a user in no
-//! console group is refused (deny by default). The user is kept as a federated account named
-//! `sso.<username>` (it has no password) and gets an ordinary console session.
+//! console group is refused (deny by default). The user is kept as a federated account keyed on
+//! the token's `(iss, sub)` and labelled `sso.<username>` (it has no password; see
+//! [`app::accounts::federated`]) and gets an ordinary console session. `email` is used as a
+//! label only when `email_verified` is true.
 //!
-//! Pending sign-ins live in memory, at most [`MAX_PENDING`] at once and for [`PENDING_TTL`]
-//! each, and are used once. Errors shown to the browser are generic; the detail goes to the log
-//! without any token or code.
+//! A pending sign-in lives in the browser only: sealed in the state cookie ([`pending`]), for
+//! [`PENDING_TTL`], cleared by the callback. Errors shown to the browser are generic; the detail
+//! goes to the log without any token or code.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod pending;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -27,18 +31,21 @@ use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gateway::auth::jwks::{HttpJwks, KeyCache};
+use gateway::auth::verify::MAX_SUB_BYTES;
 use gateway::config::OidcConfig;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tokio::sync::OnceCell;
 
+use app::accounts::federated::FederatedIdentity;
 use app::accounts::{Accounts, Role, session};
+use pending::{Pending, PendingSeal};
 
-/// At most this many sign-ins may be in progress at once.
-pub const MAX_PENDING: usize = 1024;
 /// How long a sign-in may take at the provider.
 pub const PENDING_TTL: Duration = Duration::from_secs(600);
-/// The cookie that binds a pending sign-in to the browser that started it.
+/// The key that seals pending sign-ins when the client has no secret, relative to the data dir.
+pub const STATE_KEY_FILE: &str = "keys/oidc-state.key";
+/// The cookie that carries a pending sign-in in the browser that started it.
 const STATE_COOKIE: &str = "gp_oidc_state";
 /// Time limit for each call to the provider.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,20 +63,15 @@ struct Discovery {
     jwks_uri: String,
 }
 
-struct Pending {
-    verifier: String,
-    nonce: String,
-    started: Instant,
-}
-
 /// The sign-in flow's state: configuration, the provider's endpoints and keys (fetched on first
-/// use, so a provider that is down at start-up doesn't stop the console), pending sign-ins.
+/// use, so a provider that is down at start-up doesn't stop the console), the key that seals
+/// pending sign-ins.
 pub struct Oidc {
     config: OidcConfig,
     accounts: Accounts,
     http: reqwest::Client,
     provider: OnceCell<(Discovery, Arc<KeyCache>)>,
-    pending: Mutex<HashMap<String, Pending>>,
+    seal: PendingSeal,
     /// Whether cookies get `Secure` (the redirect URL is https).
     secure: bool,
     /// The console's stylesheet, for the failure page.
@@ -87,8 +89,6 @@ enum Failure {
     NoRole,
     /// The provider could not be reached or answered nonsense.
     Unavailable,
-    /// Too many sign-ins in progress.
-    Busy,
 }
 
 impl Failure {
@@ -97,7 +97,6 @@ impl Failure {
             Failure::Expired | Failure::Rejected => StatusCode::BAD_REQUEST,
             Failure::NoRole => StatusCode::FORBIDDEN,
             Failure::Unavailable => StatusCode::BAD_GATEWAY,
-            Failure::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -109,14 +108,21 @@ impl Failure {
             Failure::Unavailable => {
                 "The identity provider could not be reached. Try again shortly."
             }
-            Failure::Busy => "Too many sign-ins are in progress. Try again in a minute.",
         }
     }
 }
 
 impl Oidc {
-    /// `stylesheet`: the console's CSS path (`/<site-pkg-dir>/<output-name>.css`).
-    pub fn new(config: OidcConfig, accounts: Accounts, stylesheet: String) -> anyhow::Result<Oidc> {
+    /// `stylesheet`: the console's CSS path (`/<site-pkg-dir>/<output-name>.css`). Pending
+    /// sign-ins are sealed under a key derived from the client secret when there is one (so
+    /// every console task shares it), else under `<data_dir>/`[`STATE_KEY_FILE`] (created 0600).
+    pub fn new(
+        config: OidcConfig,
+        accounts: Accounts,
+        stylesheet: String,
+        data_dir: &Path,
+    ) -> anyhow::Result<Oidc> {
+        let seal = PendingSeal::new(&state_key(&config, data_dir)?)?;
         let http = reqwest::Client::builder()
             .timeout(PROVIDER_TIMEOUT)
             .connect_timeout(PROVIDER_TIMEOUT)
@@ -128,7 +134,7 @@ impl Oidc {
             accounts,
             http,
             provider: OnceCell::new(),
-            pending: Mutex::new(HashMap::new()),
+            seal,
             secure,
             stylesheet,
         })
@@ -201,34 +207,6 @@ impl Oidc {
         }
     }
 
-    /// Remember a new sign-in; its `state`, or [`Failure::Busy`].
-    fn remember(&self, verifier: String, nonce: String) -> Result<String, Failure> {
-        let state = random_token().ok_or(Failure::Unavailable)?;
-        let mut pending = self.pending.lock().map_err(|_| Failure::Unavailable)?;
-        pending.retain(|_, p| p.started.elapsed() < PENDING_TTL);
-        if pending.len() >= MAX_PENDING {
-            return Err(Failure::Busy);
-        }
-        pending.insert(
-            state.clone(),
-            Pending {
-                verifier,
-                nonce,
-                started: Instant::now(),
-            },
-        );
-        Ok(state)
-    }
-
-    /// Take the pending sign-in for `state` (once), if it is still fresh.
-    fn take(&self, state: &str) -> Result<Pending, Failure> {
-        let mut pending = self.pending.lock().map_err(|_| Failure::Unavailable)?;
-        match pending.remove(state) {
-            Some(p) if p.started.elapsed() < PENDING_TTL => Ok(p),
-            _ => Err(Failure::Expired),
-        }
-    }
-
     /// The console role `groups` grant, strongest first.
     fn role_for(&self, groups: &[String]) -> Option<Role> {
         let has = |g: &str| groups.iter().any(|x| x == g);
@@ -251,8 +229,12 @@ impl Oidc {
         )
     }
 
-    /// Redeem `code` and check the ID token; the user name and role.
-    async fn finish(&self, code: &str, pending: &Pending) -> Result<(String, Role), Failure> {
+    /// Redeem `code` and check the ID token; who signed in, and their role.
+    async fn finish(
+        &self,
+        code: &str,
+        pending: &Pending,
+    ) -> Result<(FederatedIdentity, Role), Failure> {
         let (discovery, keys) = self.provider().await?;
         let form = form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "authorization_code")
@@ -287,11 +269,11 @@ impl Oidc {
             tracing::warn!("OIDC sign-in refused: no console group");
             return Err(Failure::NoRole);
         };
-        let name = user_name(&claims).ok_or_else(|| {
-            tracing::warn!("OIDC ID token has no usable user name");
+        let identity = identity(&self.config.issuer, &claims).ok_or_else(|| {
+            tracing::warn!("OIDC ID token has no usable subject");
             Failure::Rejected
         })?;
-        Ok((name, role))
+        Ok((identity, role))
     }
 
     async fn verify_id_token(
@@ -357,14 +339,60 @@ fn groups(claims: &serde_json::Map<String, serde_json::Value>, claim: &str) -> V
     }
 }
 
-/// The console name of a federated user: `sso.` + the first of `cognito:username`,
-/// `preferred_username`, `email`, `sub` that is a valid account name.
-fn user_name(claims: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
-    ["cognito:username", "preferred_username", "email", "sub"]
-        .iter()
-        .filter_map(|c| claims.get(*c).and_then(|v| v.as_str()))
-        .map(|v| format!("sso.{v}"))
-        .find(|name| app::accounts::is_valid_name(name))
+/// Who an ID token names: its `(iss, sub)` (the account's key; `iss` already checked equal to
+/// `issuer`) and a label, `sso.` + the first of `cognito:username`, `preferred_username`,
+/// `email` (only when `email_verified` is true), `sub` that is a valid account name.
+fn identity(
+    issuer: &str,
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> Option<FederatedIdentity> {
+    let claim = |c: &str| claims.get(c).and_then(|v| v.as_str());
+    let subject = claim("sub").filter(|s| !s.is_empty() && s.len() <= MAX_SUB_BYTES)?;
+    let email_verified = matches!(
+        claims.get("email_verified"),
+        Some(serde_json::Value::Bool(true))
+    ) || claim("email_verified") == Some("true");
+    let as_name = |v: &str| Some(format!("sso.{v}")).filter(|n| app::accounts::is_valid_name(n));
+    let email = claim("email").filter(|_| email_verified);
+    let label = [
+        claim("cognito:username"),
+        claim("preferred_username"),
+        email,
+        Some(subject),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(as_name)
+    .unwrap_or_else(|| "sso.user".to_string());
+    // Names an account of this person had before (iss, sub) keying: only immutable claims.
+    let legacy_names = [claim("cognito:username"), Some(subject)]
+        .into_iter()
+        .flatten()
+        .filter_map(as_name)
+        .collect();
+    Some(FederatedIdentity {
+        issuer: issuer.to_string(),
+        subject: subject.to_string(),
+        label,
+        legacy_names,
+    })
+}
+
+/// The 256-bit key that seals pending sign-ins (see [`Oidc::new`]).
+fn state_key(config: &OidcConfig, data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    if let Some(secret) = &config.client_secret {
+        let key =
+            aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.expose().as_bytes());
+        let tag = aws_lc_rs::hmac::sign(&key, b"golden-path oidc pending sign-in key v1");
+        return Ok(tag.as_ref().try_into()?);
+    }
+    let path = data_dir.join(STATE_KEY_FILE);
+    let bytes = gateway::secret_file::load_or_create(&path, 32)
+        .map_err(|e| anyhow::anyhow!("OIDC state key {}: {e}", path.display()))?;
+    bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("OIDC state key {} is not 32 bytes", path.display()))
 }
 
 /// 256 random bits, base64url.
@@ -449,7 +477,16 @@ async fn begin(oidc: &Oidc) -> Result<Response, Failure> {
     let verifier = random_token().ok_or(Failure::Unavailable)?;
     let nonce = random_token().ok_or(Failure::Unavailable)?;
     let challenge = pkce_challenge(&verifier);
-    let state = oidc.remember(verifier, nonce.clone())?;
+    let state = random_token().ok_or(Failure::Unavailable)?;
+    let sealed = oidc
+        .seal
+        .seal(&Pending {
+            state: state.clone(),
+            nonce: nonce.clone(),
+            verifier,
+            expires_at_ms: gateway::now_ms().saturating_add(PENDING_TTL.as_millis() as i64),
+        })
+        .ok_or(Failure::Unavailable)?;
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", &oidc.config.client_id)
@@ -474,7 +511,7 @@ async fn begin(oidc: &Oidc) -> Result<Response, Failure> {
     );
     headers.append(
         SET_COOKIE,
-        HeaderValue::from_str(&oidc.state_cookie(&state, PENDING_TTL.as_secs()))
+        HeaderValue::from_str(&oidc.state_cookie(&sealed, PENDING_TTL.as_secs()))
             .map_err(|_| Failure::Unavailable)?,
     );
     Ok(res)
@@ -505,13 +542,16 @@ async fn complete(
 ) -> Result<Response, Failure> {
     let state = query.state.as_deref().unwrap_or("");
     let cookie = cookie_value(headers, STATE_COOKIE).unwrap_or("");
+    let pending = oidc
+        .seal
+        .open(cookie, gateway::now_ms())
+        .ok_or(Failure::Expired)?;
     if state.is_empty()
         || state.len() > 128
-        || !bool::from(state.as_bytes().ct_eq(cookie.as_bytes()))
+        || !bool::from(state.as_bytes().ct_eq(pending.state.as_bytes()))
     {
         return Err(Failure::Expired);
     }
-    let pending = oidc.take(state)?;
     if let Some(error) = &query.error {
         // The provider's error code is a short ASCII token by spec; log it bounded.
         let error: String = error.chars().take(64).collect();
@@ -522,7 +562,7 @@ async fn complete(
     if code.is_empty() || code.len() > 4096 {
         return Err(Failure::Rejected);
     }
-    let (name, role) = oidc.finish(code, &pending).await?;
+    let (identity, role) = oidc.finish(code, &pending).await?;
     let previous = session::token_from_cookie_header(
         headers
             .get(COOKIE)
@@ -531,12 +571,12 @@ async fn complete(
     );
     let new_session = match oidc
         .accounts
-        .federated_login(&name, role, previous, gateway::now_ms())
+        .federated_login(&identity, role, previous, gateway::now_ms())
         .await
     {
         Ok(Some(s)) => s,
         Ok(None) => {
-            tracing::warn!(user = %name, "OIDC sign-in refused: account disabled or local");
+            tracing::warn!(user = %identity.label, "OIDC sign-in refused: account disabled");
             return Err(Failure::NoRole);
         }
         Err(e) => {
@@ -544,6 +584,7 @@ async fn complete(
             return Err(Failure::Unavailable);
         }
     };
+    let name = &new_session.user.name;
     tracing::info!(user = %name, role = role.as_str(), "console sign-in (OIDC)");
     // The session cookie is SameSite=Strict, and this response ends a navigation that started
     // at the provider's site, so a redirect would arrive without it. A page that navigates on
@@ -587,13 +628,38 @@ mod tests {
     }
 
     #[test]
-    fn user_name_prefers_username_and_skips_invalid() {
-        let c = claims(
-            serde_json::json!({"cognito:username": "bad name!", "email": "a@b.c", "sub": "1"}),
+    fn identity_is_iss_and_sub_with_a_label_and_email_only_when_verified() {
+        let label = |v: serde_json::Value| identity("https://idp", &claims(v)).map(|i| i.label);
+        let c = claims(serde_json::json!({
+            "cognito:username": "bad name!", "email": "a@b.c", "email_verified": true, "sub": "1"
+        }));
+        let id = identity("https://idp", &c).unwrap();
+        assert_eq!(
+            (id.issuer.as_str(), id.subject.as_str(), id.label.as_str()),
+            ("https://idp", "1", "sso.a@b.c")
         );
-        assert_eq!(user_name(&c).as_deref(), Some("sso.a@b.c"));
-        let c = claims(serde_json::json!({"sub": "x".repeat(100)}));
-        assert_eq!(user_name(&c), None);
+        assert_eq!(id.legacy_names, vec!["sso.1"]);
+        // An unverified e-mail is not even a label.
+        for verified in [serde_json::json!(false), serde_json::json!("false")] {
+            let v = serde_json::json!({"email": "a@b.c", "email_verified": verified, "sub": "1"});
+            assert_eq!(label(v).as_deref(), Some("sso.1"));
+        }
+        let v = serde_json::json!({"email": "a@b.c", "email_verified": "true", "sub": "1"});
+        assert_eq!(label(v).as_deref(), Some("sso.a@b.c"));
+        let v =
+            serde_json::json!({"preferred_username": "ana", "cognito:username": "u1", "sub": "s"});
+        assert_eq!(label(v.clone()).as_deref(), Some("sso.u1"));
+        let id = identity("https://idp", &claims(v)).unwrap();
+        assert_eq!(id.legacy_names, vec!["sso.u1", "sso.s"]);
+        // No valid name anywhere: a generic label (the key is (iss, sub) anyway).
+        let v = serde_json::json!({"sub": "x".repeat(100)});
+        assert_eq!(label(v).as_deref(), Some("sso.user"));
+        // No subject, or an oversized one: refused.
+        assert_eq!(
+            label(serde_json::json!({"preferred_username": "ana"})),
+            None
+        );
+        assert_eq!(label(serde_json::json!({"sub": "x".repeat(300)})), None);
     }
 
     #[test]
@@ -615,5 +681,363 @@ mod tests {
         );
         assert_eq!(cookie_value(&h, STATE_COOKIE), Some("xyz"));
         assert_eq!(cookie_value(&h, "c"), None);
+    }
+}
+
+/// The whole flow against a small provider on a local port (discovery, JWKS, a token endpoint
+/// that checks PKCE and redeems each code once), driven through the routes without a socket.
+#[cfg(test)]
+mod flow_tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use axum::body::Body;
+    use axum::extract::Form;
+    use axum::http::Request;
+    use axum::routing::post;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use tower::ServiceExt;
+
+    use super::*;
+    use app::accounts::password::HashCost;
+
+    const CHEAP: HashCost = HashCost {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+    const CLIENT_ID: &str = "console";
+
+    struct Provider {
+        base: String,
+        kid: String,
+        key: EncodingKey,
+        jwks: serde_json::Value,
+        /// code → (ID token claims, PKCE challenge).
+        codes: Mutex<HashMap<String, (serde_json::Value, String)>>,
+    }
+
+    async fn discovery(State(p): State<Arc<Provider>>) -> axum::Json<serde_json::Value> {
+        axum::Json(serde_json::json!({
+            "issuer": p.base,
+            "authorization_endpoint": format!("{}/authorize", p.base),
+            "token_endpoint": format!("{}/token", p.base),
+            "jwks_uri": format!("{}/jwks", p.base),
+        }))
+    }
+
+    async fn jwks(State(p): State<Arc<Provider>>) -> axum::Json<serde_json::Value> {
+        axum::Json(p.jwks.clone())
+    }
+
+    async fn token(
+        State(p): State<Arc<Provider>>,
+        Form(form): Form<HashMap<String, String>>,
+    ) -> Response {
+        let code = form.get("code").cloned().unwrap_or_default();
+        let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+        let Some((claims, challenge)) = p.codes.lock().unwrap().remove(&code) else {
+            return (StatusCode::BAD_REQUEST, "invalid_grant").into_response();
+        };
+        if pkce_challenge(&verifier) != challenge {
+            return (StatusCode::BAD_REQUEST, "invalid_grant").into_response();
+        }
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(p.kid.clone());
+        let id_token = jsonwebtoken::encode(&header, &claims, &p.key).unwrap();
+        axum::Json(serde_json::json!({"id_token": id_token, "token_type": "Bearer"}))
+            .into_response()
+    }
+
+    struct Env {
+        dir: tempfile::TempDir,
+        provider: Arc<Provider>,
+        oidc: Arc<Oidc>,
+        router: Router,
+        accounts: Accounts,
+    }
+
+    async fn env() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let issuer = gateway::auth::issuer::LocalIssuer::load_or_create(dir.path(), &base).unwrap();
+        let pem = std::fs::read(dir.path().join(gateway::auth::issuer::KEY_FILE)).unwrap();
+        let provider = Arc::new(Provider {
+            base: base.clone(),
+            kid: issuer.kid().to_string(),
+            key: EncodingKey::from_ec_pem(&pem).unwrap(),
+            jwks: issuer.jwks_json(),
+            codes: Mutex::new(HashMap::new()),
+        });
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .route("/token", post(token))
+            .with_state(provider.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let accounts = Accounts::open_with_cost(&dir.path().join("console.db"), CHEAP).unwrap();
+        let oidc = oidc_for(&base, &accounts, dir.path());
+        let router = oidc.clone().routes();
+        Env {
+            dir,
+            provider,
+            oidc,
+            router,
+            accounts,
+        }
+    }
+
+    fn oidc_for(issuer: &str, accounts: &Accounts, data_dir: &Path) -> Arc<Oidc> {
+        let config: OidcConfig = serde_json::from_value(serde_json::json!({
+            "issuer": issuer,
+            "client_id": CLIENT_ID,
+            "redirect_url": "http://console.test/auth/oidc/callback",
+        }))
+        .unwrap();
+        Arc::new(
+            Oidc::new(
+                config,
+                accounts.clone(),
+                "/pkg/console.css".into(),
+                data_dir,
+            )
+            .unwrap(),
+        )
+    }
+
+    /// `GET /auth/oidc/login`: the state cookie (`name=value`) and the authorization query.
+    async fn start(router: &Router) -> (String, HashMap<String, String>) {
+        let res = router
+            .clone()
+            .oneshot(
+                Request::get("/auth/oidc/login")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let location = res.headers()[LOCATION].to_str().unwrap();
+        let query = location.split_once('?').unwrap().1;
+        let params = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let cookie = res.headers()[SET_COOKIE].to_str().unwrap();
+        (cookie.split(';').next().unwrap().to_string(), params)
+    }
+
+    /// The user signs in at the provider: a code for an ID token with `claims` added.
+    fn authorize(env: &Env, params: &HashMap<String, String>, claims: serde_json::Value) -> String {
+        let now = gateway::now_ms() / 1000;
+        let mut all = serde_json::json!({
+            "iss": env.provider.base,
+            "aud": CLIENT_ID,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": params["nonce"],
+        });
+        for (k, v) in claims.as_object().unwrap() {
+            all[k] = v.clone();
+        }
+        let code = random_token().unwrap();
+        env.provider
+            .codes
+            .lock()
+            .unwrap()
+            .insert(code.clone(), (all, params["code_challenge"].clone()));
+        code
+    }
+
+    /// `GET /auth/oidc/callback`: the status and the session's user, if one was started.
+    async fn callback(
+        env: &Env,
+        code: &str,
+        state: &str,
+        cookie: &str,
+    ) -> (StatusCode, Option<String>) {
+        let uri = format!(
+            "/auth/oidc/callback?code={}&state={}",
+            urlencode(code),
+            urlencode(state)
+        );
+        let res = env
+            .router
+            .clone()
+            .oneshot(
+                Request::get(uri)
+                    .header(COOKIE, cookie)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let cookies: Vec<&str> = res
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        // Whatever the outcome, the pending sign-in is cleared from the browser.
+        assert!(
+            cookies
+                .iter()
+                .any(|c| c.starts_with("gp_oidc_state=;") && c.contains("Max-Age=0")),
+            "{cookies:?}"
+        );
+        let token = cookies.iter().find_map(|c| {
+            c.strip_prefix("gp_session=")
+                .map(|rest| rest.split(';').next().unwrap().to_string())
+        });
+        let user = match token {
+            Some(t) => env
+                .accounts
+                .session_user(&t, gateway::now_ms())
+                .await
+                .unwrap()
+                .map(|u| format!("{}:{}", u.name, u.role.as_str())),
+            None => None,
+        };
+        (res.status(), user)
+    }
+
+    fn urlencode(v: &str) -> String {
+        form_urlencoded::byte_serialize(v.as_bytes()).collect()
+    }
+
+    async fn sign_in(env: &Env, claims: serde_json::Value) -> (StatusCode, Option<String>) {
+        let (cookie, params) = start(&env.router).await;
+        let code = authorize(env, &params, claims);
+        callback(env, &code, &params["state"], &cookie).await
+    }
+
+    /// Finding: 1,024 anonymous sign-in starts filled the server's table and locked single
+    /// sign-on for ten minutes.
+    #[tokio::test]
+    async fn five_thousand_sign_in_starts_do_not_lock_out_a_real_sign_in() {
+        let env = env().await;
+        for i in 0..5_000 {
+            let res = env
+                .router
+                .clone()
+                .oneshot(
+                    Request::get("/auth/oidc/login")
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::SEE_OTHER, "start {i}");
+        }
+        let claims = serde_json::json!({"sub": "s-ana", "preferred_username": "ana",
+                                        "cognito:groups": ["soc"]});
+        assert_eq!(
+            sign_in(&env, claims).await,
+            (StatusCode::OK, Some("sso.ana:soc".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn tampered_expired_foreign_or_mismatched_pending_sign_ins_are_refused() {
+        let env = env().await;
+        let claims = serde_json::json!({"sub": "s-ana", "preferred_username": "ana",
+                                        "cognito:groups": ["soc"]});
+        let refused = (StatusCode::BAD_REQUEST, None);
+        let (cookie_a, params_a) = start(&env.router).await;
+        let (cookie_b, params_b) = start(&env.router).await;
+        let code = authorize(&env, &params_a, claims.clone());
+        let state_a = &params_a["state"];
+        // Another browser's pending sign-in, or none.
+        assert_eq!(callback(&env, &code, state_a, &cookie_b).await, refused);
+        assert_eq!(
+            callback(&env, &code, &params_b["state"], &cookie_a).await,
+            refused
+        );
+        assert_eq!(callback(&env, &code, state_a, "").await, refused);
+        assert_eq!(callback(&env, &code, "", &cookie_a).await, refused);
+        // Tampered with.
+        let (name, value) = cookie_a.split_once('=').unwrap();
+        let mut bytes = value.as_bytes().to_vec();
+        let mid = bytes.len() / 2;
+        bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
+        let tampered = format!("{name}={}", String::from_utf8(bytes).unwrap());
+        assert_eq!(callback(&env, &code, state_a, &tampered).await, refused);
+        // Sealed by another deployment (another key).
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = oidc_for(&env.provider.base, &env.accounts, other_dir.path());
+        let (foreign, params_f) = start(&other.routes()).await;
+        let code_f = authorize(&env, &params_f, claims.clone());
+        assert_eq!(
+            callback(&env, &code_f, &params_f["state"], &foreign).await,
+            refused
+        );
+        // Expired.
+        let expired = env
+            .oidc
+            .seal
+            .seal(&Pending {
+                state: "s".into(),
+                nonce: "n".into(),
+                verifier: "v".into(),
+                expires_at_ms: gateway::now_ms() - 1,
+            })
+            .unwrap();
+        let expired = format!("{STATE_COOKIE}={expired}");
+        assert_eq!(callback(&env, &code, "s", &expired).await, refused);
+        // The real one still works once; a replay of its cookie and code does not.
+        let ok = (StatusCode::OK, Some("sso.ana:soc".to_string()));
+        assert_eq!(callback(&env, &code, state_a, &cookie_a).await, ok);
+        assert_eq!(callback(&env, &code, state_a, &cookie_a).await, refused);
+        // The key file is the server's own secret.
+        let key = env.dir.path().join(STATE_KEY_FILE);
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    /// Finding: accounts were keyed on mutable claims, so a disabled user who renamed came back
+    /// as a new account, and a user who took another's name landed in that account.
+    #[tokio::test]
+    async fn accounts_follow_the_subject_not_the_name() {
+        let env = env().await;
+        let ok = |user: &str| (StatusCode::OK, Some(user.to_string()));
+        let bob = serde_json::json!({"sub": "s-bob", "preferred_username": "bob",
+                                     "cognito:groups": ["soc"]});
+        assert_eq!(sign_in(&env, bob).await, ok("sso.bob:soc"));
+        env.accounts.set_disabled("sso.bob", true).await.unwrap();
+        for new_name in ["bobby", "bob2"] {
+            let renamed = serde_json::json!({"sub": "s-bob", "preferred_username": new_name,
+                                             "cognito:groups": ["soc"]});
+            assert_eq!(sign_in(&env, renamed).await, (StatusCode::FORBIDDEN, None));
+        }
+
+        let ana = serde_json::json!({"sub": "s-ana", "preferred_username": "ana",
+                                     "email": "ana@example.com", "email_verified": true,
+                                     "cognito:groups": ["soc"]});
+        assert_eq!(sign_in(&env, ana).await, ok("sso.ana:soc"));
+        // Mallory takes ana's name, then her e-mail (unverified), then both.
+        for claims in [
+            serde_json::json!({"sub": "s-mal", "preferred_username": "ana",
+                               "cognito:groups": ["viewer"]}),
+            serde_json::json!({"sub": "s-mal", "email": "ana@example.com",
+                               "email_verified": false, "cognito:groups": ["viewer"]}),
+        ] {
+            let (status, user) = sign_in(&env, claims).await;
+            assert_eq!(status, StatusCode::OK);
+            let user = user.unwrap();
+            assert!(!user.starts_with("sso.ana:"), "{user}");
+            assert!(user.ends_with(":viewer"), "{user}");
+        }
+        let names: Vec<String> = env
+            .accounts
+            .accounts(gateway::now_ms())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| format!("{}:{}", a.name, a.role.as_str()))
+            .collect();
+        assert_eq!(names, ["sso.ana:soc", "sso.ana.2:viewer", "sso.bob:soc"]);
     }
 }

@@ -97,6 +97,9 @@ const FUNCTIONS: &[(&str, &str, Access)] = &[
         "name=nobody&password=short",
         ADMIN,
     ),
+    ("/api/admin_pending_grants", "", ADMIN),
+    ("/api/admin_approve_grant", "id=999999", ADMIN),
+    ("/api/admin_reject_grant", "id=999999", ADMIN),
     (
         "/api/admin_audit",
         "filter%5Bactor%5D=&filter%5Bkind%5D=&filter%5Brange%5D=24h",

@@ -441,3 +441,122 @@ async fn behind_an_https_proxy_the_cookie_is_secure() {
     let res = send(&f.router, req).await;
     assert!(header(&res, SET_COOKIE).ends_with("; Secure"));
 }
+
+/// Separation of duties (`console.soc_grant_requires_second_admin`): through the server
+/// functions, an admin's request to create a SOC account only files it; the same admin cannot
+/// approve it; another admin can, and the audit trail says who granted what to whom.
+#[tokio::test]
+async fn a_soc_grant_waits_for_a_second_admin_and_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = Accounts::open_with_cost(&dir.path().join("console.db"), CHEAP)
+        .unwrap()
+        .with_soc_grant_approval(true);
+    let now = gateway::now_ms();
+    let mut cookies = Vec::new();
+    for name in ["ada", "bea"] {
+        accounts
+            .create_user(
+                name,
+                "a long enough password",
+                app::accounts::Role::Admin,
+                now,
+            )
+            .await
+            .unwrap();
+        let s = accounts
+            .login(name, "a long enough password", "127.0.0.1", None, now)
+            .await
+            .unwrap();
+        cookies.push(format!("gp_session={}", s.token));
+    }
+    let (ada, bea) = (cookies[0].as_str(), cookies[1].as_str());
+    let audit = Arc::new(SqliteAuditStore::open(&dir.path().join("audit.db")).unwrap());
+    let options = LeptosOptions::builder()
+        .output_name("console")
+        .site_root(dir.path().join("site").to_string_lossy().into_owned())
+        .build();
+    let router = server::console::router(
+        options,
+        Console {
+            accounts: accounts.clone(),
+            audit,
+            soc: None,
+        },
+    );
+    let call = |path: &'static str, form: String, cookie: &str| {
+        post_form(path, &form, "application/json", Some(cookie))
+    };
+
+    let res = send(
+        &router,
+        call(
+            "/api/admin_create_account",
+            "name=sam&role=soc&password=a+long+enough+password".into(),
+            ada,
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body(res).await, "true", "the change waits for approval");
+    assert!(
+        accounts
+            .login("sam", "a long enough password", "127.0.0.1", None, now)
+            .await
+            .is_err()
+    );
+    let res = send(
+        &router,
+        call("/api/admin_pending_grants", String::new(), bea),
+    )
+    .await;
+    let pending: serde_json::Value = serde_json::from_str(&body(res).await).unwrap();
+    assert_eq!(pending[0]["target"], "sam");
+    assert_eq!(pending[0]["requested_by"], "ada");
+    let id = pending[0]["id"].as_i64().unwrap();
+
+    // The requester cannot approve their own request.
+    let res = send(
+        &router,
+        call("/api/admin_approve_grant", format!("id={id}"), ada),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(body(res).await.contains("another admin"));
+    assert!(
+        accounts
+            .login("sam", "a long enough password", "127.0.0.1", None, now)
+            .await
+            .is_err()
+    );
+    // Another admin can.
+    let res = send(
+        &router,
+        call("/api/admin_approve_grant", format!("id={id}"), bea),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let sam = accounts
+        .login("sam", "a long enough password", "127.0.0.1", None, now)
+        .await
+        .unwrap();
+    assert_eq!(sam.user.role, app::accounts::Role::Soc);
+
+    let res = send(
+        &router,
+        call(
+            "/api/admin_audit",
+            "filter%5Bactor%5D=&filter%5Bkind%5D=account.soc_grant&filter%5Brange%5D=24h".into(),
+            bea,
+        ),
+    )
+    .await;
+    let page: serde_json::Value = serde_json::from_str(&body(res).await).unwrap();
+    let rows = page["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{page}");
+    assert_eq!(rows[0]["actor"], "bea");
+    assert_eq!(rows[0]["target"], "sam");
+    assert_eq!(
+        rows[0]["detail"],
+        "soc role granted by ada to sam (new account with the soc role); approved by bea"
+    );
+}

@@ -87,6 +87,10 @@ pub enum AccountsError {
     /// The console's audit trail on CloudWatch Logs (`backend = "aws"`) failed.
     #[error("console event log: {0}")]
     EventLog(String),
+    /// The change grants `soc` and must be approved by a second admin
+    /// ([`Accounts::request_soc_grant`]).
+    #[error("granting the soc role needs a second admin's approval")]
+    NeedsApproval,
 }
 
 /// Why a sign-in was refused.
@@ -146,6 +150,8 @@ pub struct Accounts {
     event_log: Option<Arc<gateway::aws::console_events::ConsoleEventLog>>,
     /// Refused sign-ins counted in this window, for an `event_log` (which cannot update rows).
     refusals: Arc<Mutex<events::RefusalCounts>>,
+    /// Whether granting `soc` waits for a second admin ([`manage`]).
+    soc_grant_approval: bool,
 }
 
 impl Accounts {
@@ -160,6 +166,7 @@ impl Accounts {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         manage::migrate(&conn)?;
+        federated::migrate(&conn)?;
         events::migrate(&conn)?;
         Ok(Accounts {
             db: Arc::new(Mutex::new(conn)),
@@ -168,6 +175,7 @@ impl Accounts {
             dummy_hash: Arc::new(OnceLock::new()),
             event_log: None,
             refusals: Arc::default(),
+            soc_grant_approval: false,
         })
     }
 
@@ -215,6 +223,7 @@ impl Accounts {
                 "passwords are 12 to 1024 characters".into(),
             ));
         }
+        self.check_soc_grant(role == Role::Soc)?;
         let (this, name, password) = (self.clone(), name.to_string(), password.to_string());
         blocking(move || {
             let hash = password::hash(&password, this.cost)?;

@@ -97,32 +97,69 @@ pub async fn admin_accounts() -> Result<Vec<AccountRow>, ApiError> {
     server::accounts().await
 }
 
+/// The audit event of a change that gave someone the `soc` role's access ("soc role granted
+/// by X to Y"); the audit page highlights it.
+pub const SOC_GRANT_EVENT: &str = "account.soc_grant";
+
+/// A change granting `soc` that waits for a second admin
+/// (`console.soc_grant_requires_second_admin`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingGrantRow {
+    pub id: i64,
+    /// What the change does ("role changed to soc", …).
+    pub change: String,
+    pub target: String,
+    pub requested_by: String,
+    pub requested_ms: i64,
+}
+
+// The four account changes below answer `true` when the change grants `soc` and now waits for
+// another admin's approval instead of being applied.
+
 /// Create an account with a role and an initial password (12+ characters).
 #[server(prefix = "/api", endpoint = "admin_create_account")]
 pub async fn admin_create_account(
     name: String,
     role: String,
     password: String,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     server::create_account(name, role, password).await
 }
 
 /// Change an account's role.
 #[server(prefix = "/api", endpoint = "admin_set_role")]
-pub async fn admin_set_role(name: String, role: String) -> Result<(), ApiError> {
+pub async fn admin_set_role(name: String, role: String) -> Result<bool, ApiError> {
     server::set_role(name, role).await
 }
 
 /// Disable (`disabled = "true"`, ending its sessions) or re-enable an account.
 #[server(prefix = "/api", endpoint = "admin_set_disabled")]
-pub async fn admin_set_disabled(name: String, disabled: String) -> Result<(), ApiError> {
+pub async fn admin_set_disabled(name: String, disabled: String) -> Result<bool, ApiError> {
     server::set_disabled(name, disabled).await
 }
 
 /// Set a new password for an account (ending its sessions).
 #[server(prefix = "/api", endpoint = "admin_reset_password")]
-pub async fn admin_reset_password(name: String, password: String) -> Result<(), ApiError> {
+pub async fn admin_reset_password(name: String, password: String) -> Result<bool, ApiError> {
     server::reset_password(name, password).await
+}
+
+/// Changes granting `soc` that wait for approval, oldest first.
+#[server(prefix = "/api", endpoint = "admin_pending_grants")]
+pub async fn admin_pending_grants() -> Result<Vec<PendingGrantRow>, ApiError> {
+    server::pending_grants().await
+}
+
+/// Approve and apply a pending change; refused to its requester and to its target.
+#[server(prefix = "/api", endpoint = "admin_approve_grant")]
+pub async fn admin_approve_grant(id: String) -> Result<(), ApiError> {
+    server::approve_grant(id).await
+}
+
+/// Drop a pending change (any admin, its requester included).
+#[server(prefix = "/api", endpoint = "admin_reject_grant")]
+pub async fn admin_reject_grant(id: String) -> Result<(), ApiError> {
+    server::reject_grant(id).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -30,9 +30,10 @@ use leptos_axum::ResponseOptions;
 use super::{
     ADMIN, AUDIT_READERS, AccountRow, AuditFilter, AuditPage, AuditRow, DiffLine, FILTER_TYPES,
     FeatureRow, FilterRow, Finding, GuardrailDetail, GuardrailDoc, GuardrailSummary, Limits,
-    PII_TYPES, PiiRow, RegexRow, Segment, TestResult, TopicRow,
+    PII_TYPES, PendingGrantRow, PiiRow, RegexRow, SOC_GRANT_EVENT, Segment, TestResult, TopicRow,
 };
 use crate::accounts::events::{ConsoleEvent, EventFilter};
+use crate::accounts::manage::SocGrant;
 use crate::accounts::{AccountsError, Role, User};
 use crate::api::ApiError;
 use crate::context::{Console, client_ip, require_role};
@@ -191,23 +192,92 @@ pub async fn accounts() -> Result<Vec<AccountRow>, ApiError> {
         .collect())
 }
 
-pub async fn create_account(name: String, role: String, password: String) -> Result<(), ApiError> {
+/// Record the prominent event of a change that gave `target` the `soc` role's access: by
+/// `user` alone, or requested by `requested_by` and approved by `user`.
+async fn record_soc_grant(
+    console: &Console,
+    user: &User,
+    target: &str,
+    grant: SocGrant,
+    requested_by: Option<&str>,
+) {
+    let detail = match requested_by {
+        Some(by) => format!(
+            "soc role granted by {by} to {target} ({}); approved by {}",
+            grant.describe(),
+            user.name
+        ),
+        None => format!(
+            "soc role granted by {} to {target} ({})",
+            user.name,
+            grant.describe()
+        ),
+    };
+    record(console, user, SOC_GRANT_EVENT, target, detail).await;
+}
+
+/// File `grant` on `target` for another admin's approval (the store refused to apply it).
+async fn request_grant(
+    console: &Console,
+    user: &User,
+    grant: SocGrant,
+    target: &str,
+    password: Option<&str>,
+) -> Result<bool, ApiError> {
+    let id = console
+        .accounts
+        .request_soc_grant(grant, target, password, &user.name, gateway::now_ms())
+        .await
+        .map_err(from_accounts)?;
+    record(
+        console,
+        user,
+        "account.soc_grant.requested",
+        target,
+        format!(
+            "{} requested by {} (#{id}); waits for another admin's approval",
+            grant.describe(),
+            user.name
+        ),
+    )
+    .await;
+    Ok(true)
+}
+
+/// The plain form's notice: `done`, or that the change waits for approval.
+fn grant_notice(result: &Result<bool, ApiError>, done: String) -> String {
+    match result {
+        Ok(true) => "This grants the soc role: it waits for another admin's approval.".into(),
+        _ => done,
+    }
+}
+
+pub async fn create_account(
+    name: String,
+    role: String,
+    password: String,
+) -> Result<bool, ApiError> {
     let (console, user) = require_role(ADMIN).await?;
     let name = name.trim().to_string();
     let result = async {
         let role = parse_role(&role)?;
-        console
+        match console
             .accounts
             .create_user(&name, &password, role, gateway::now_ms())
             .await
-            .map_err(|e| match e {
-                AccountsError::Db(rusqlite::Error::SqliteFailure(f, _))
-                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    invalid("a user with this name already exists")
-                }
-                other => from_accounts(other),
-            })?;
+        {
+            Ok(()) => {}
+            Err(AccountsError::NeedsApproval) => {
+                return request_grant(&console, &user, SocGrant::Create, &name, Some(&password))
+                    .await;
+            }
+            Err(AccountsError::Db(rusqlite::Error::SqliteFailure(f, _)))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(invalid("a user with this name already exists"));
+            }
+            Err(other) => return Err(from_accounts(other)),
+        }
         record(
             &console,
             &user,
@@ -216,21 +286,27 @@ pub async fn create_account(name: String, role: String, password: String) -> Res
             format!("created with role {}", role.as_str()),
         )
         .await;
-        Ok(())
+        if role == Role::Soc {
+            record_soc_grant(&console, &user, &name, SocGrant::Create, None).await;
+        }
+        Ok(false)
     }
     .await;
-    finish(ACCOUNTS_PAGE, result, &format!("Created {name}."))
+    let notice = grant_notice(&result, format!("Created {name}."));
+    finish(ACCOUNTS_PAGE, result, &notice)
 }
 
-pub async fn set_role(name: String, role: String) -> Result<(), ApiError> {
+pub async fn set_role(name: String, role: String) -> Result<bool, ApiError> {
     let (console, user) = require_role(ADMIN).await?;
     let result = async {
         let role = parse_role(&role)?;
-        console
-            .accounts
-            .set_role(&name, role)
-            .await
-            .map_err(from_accounts)?;
+        let previous = match console.accounts.set_role(&name, role).await {
+            Ok(previous) => previous,
+            Err(AccountsError::NeedsApproval) => {
+                return request_grant(&console, &user, SocGrant::Role, &name, None).await;
+            }
+            Err(other) => return Err(from_accounts(other)),
+        };
         record(
             &console,
             &user,
@@ -239,35 +315,40 @@ pub async fn set_role(name: String, role: String) -> Result<(), ApiError> {
             format!("role set to {}", role.as_str()),
         )
         .await;
-        Ok(())
+        if role == Role::Soc && previous != Role::Soc {
+            record_soc_grant(&console, &user, &name, SocGrant::Role, None).await;
+        }
+        Ok(false)
     }
     .await;
-    finish(
-        ACCOUNTS_PAGE,
-        result,
-        &format!("Changed the role of {name}."),
-    )
+    let notice = grant_notice(&result, format!("Changed the role of {name}."));
+    finish(ACCOUNTS_PAGE, result, &notice)
 }
 
-pub async fn set_disabled(name: String, disabled: String) -> Result<(), ApiError> {
+pub async fn set_disabled(name: String, disabled: String) -> Result<bool, ApiError> {
     let (console, user) = require_role(ADMIN).await?;
     let disabled = disabled == "true";
     let result = async {
         if disabled && name == user.name {
             return Err(invalid("you cannot disable your own account"));
         }
-        console
-            .accounts
-            .set_disabled(&name, disabled)
-            .await
-            .map_err(from_accounts)?;
+        let enabled_soc = match console.accounts.set_disabled(&name, disabled).await {
+            Ok(enabled_soc) => enabled_soc,
+            Err(AccountsError::NeedsApproval) => {
+                return request_grant(&console, &user, SocGrant::Enable, &name, None).await;
+            }
+            Err(other) => return Err(from_accounts(other)),
+        };
         let (kind, detail) = if disabled {
             ("account.disable", "disabled; sessions ended")
         } else {
             ("account.enable", "enabled")
         };
         record(&console, &user, kind, &name, detail.into()).await;
-        Ok(())
+        if enabled_soc {
+            record_soc_grant(&console, &user, &name, SocGrant::Enable, None).await;
+        }
+        Ok(false)
     }
     .await;
     let notice = if disabled {
@@ -275,17 +356,21 @@ pub async fn set_disabled(name: String, disabled: String) -> Result<(), ApiError
     } else {
         format!("Enabled {name}.")
     };
+    let notice = grant_notice(&result, notice);
     finish(ACCOUNTS_PAGE, result, &notice)
 }
 
-pub async fn reset_password(name: String, password: String) -> Result<(), ApiError> {
+pub async fn reset_password(name: String, password: String) -> Result<bool, ApiError> {
     let (console, user) = require_role(ADMIN).await?;
     let result = async {
-        console
-            .accounts
-            .reset_password(&name, &password)
-            .await
-            .map_err(from_accounts)?;
+        let is_soc = match console.accounts.reset_password(&name, &password).await {
+            Ok(is_soc) => is_soc,
+            Err(AccountsError::NeedsApproval) => {
+                return request_grant(&console, &user, SocGrant::Password, &name, Some(&password))
+                    .await;
+            }
+            Err(other) => return Err(from_accounts(other)),
+        };
         record(
             &console,
             &user,
@@ -294,14 +379,89 @@ pub async fn reset_password(name: String, password: String) -> Result<(), ApiErr
             "password reset; sessions ended".into(),
         )
         .await;
+        if is_soc {
+            record_soc_grant(&console, &user, &name, SocGrant::Password, None).await;
+        }
+        Ok(false)
+    }
+    .await;
+    let notice = grant_notice(&result, format!("Set a new password for {name}."));
+    finish(ACCOUNTS_PAGE, result, &notice)
+}
+
+pub async fn pending_grants() -> Result<Vec<PendingGrantRow>, ApiError> {
+    let (console, _) = require_role(ADMIN).await?;
+    let list = console
+        .accounts
+        .pending_soc_grants()
+        .await
+        .map_err(from_accounts)?;
+    Ok(list
+        .into_iter()
+        .map(|p| PendingGrantRow {
+            id: p.id,
+            change: p.grant.describe().to_string(),
+            target: p.target,
+            requested_by: p.requested_by,
+            requested_ms: p.requested_at_ms,
+        })
+        .collect())
+}
+
+fn parse_grant_id(id: &str) -> Result<i64, ApiError> {
+    id.trim()
+        .parse::<i64>()
+        .map_err(|_| invalid("there is no such pending change"))
+}
+
+pub async fn approve_grant(id: String) -> Result<(), ApiError> {
+    let (console, user) = require_role(ADMIN).await?;
+    let result = async {
+        let id = parse_grant_id(&id)?;
+        let approved = console
+            .accounts
+            .approve_soc_grant(id, &user.name, gateway::now_ms())
+            .await
+            .map_err(from_accounts)?;
+        record_soc_grant(
+            &console,
+            &user,
+            &approved.target,
+            approved.grant,
+            Some(&approved.requested_by),
+        )
+        .await;
         Ok(())
     }
     .await;
-    finish(
-        ACCOUNTS_PAGE,
-        result,
-        &format!("Set a new password for {name}."),
-    )
+    finish(ACCOUNTS_PAGE, result, "Approved and applied.")
+}
+
+pub async fn reject_grant(id: String) -> Result<(), ApiError> {
+    let (console, user) = require_role(ADMIN).await?;
+    let result = async {
+        let id = parse_grant_id(&id)?;
+        let rejected = console
+            .accounts
+            .reject_soc_grant(id)
+            .await
+            .map_err(from_accounts)?;
+        record(
+            &console,
+            &user,
+            "account.soc_grant.rejected",
+            &rejected.target,
+            format!(
+                "{} requested by {} (#{id}) rejected",
+                rejected.grant.describe(),
+                rejected.requested_by
+            ),
+        )
+        .await;
+        Ok(())
+    }
+    .await;
+    finish(ACCOUNTS_PAGE, result, "Rejected.")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 //! `/admin/accounts` (admin only): the console's accounts — create one with a role, change a
-//! role, disable or re-enable, set a new password. Every form is an `ActionForm`, so it posts
-//! as a plain form before the wasm loads (answered with a redirect back here) and through
-//! `fetch` after (the table refetches).
+//! role, disable or re-enable, set a new password — and the changes granting `soc` that wait
+//! for a second admin (`console.soc_grant_requires_second_admin`), to approve or reject. Every
+//! form is an `ActionForm`, so it posts as a plain form before the wasm loads (answered with a
+//! redirect back here) and through `fetch` after (the table refetches).
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -9,10 +10,31 @@ use leptos_meta::Title;
 use super::TopBar;
 use crate::admin::ui::{Flash, FlashBanner, date_time, load_error};
 use crate::admin::{
-    AccountRow, AdminCreateAccount, AdminResetPassword, AdminSetDisabled, AdminSetRole, ROLES,
-    admin_accounts,
+    AccountRow, AdminApproveGrant, AdminCreateAccount, AdminRejectGrant, AdminResetPassword,
+    AdminSetDisabled, AdminSetRole, PendingGrantRow, ROLES, admin_accounts, admin_pending_grants,
 };
 use crate::flash_on;
+
+/// [`flash_on!`] for the account changes that answer whether they wait for approval.
+macro_rules! flash_grant {
+    ($action:expr, $flash:expr, $ok:expr) => {{
+        let action = $action;
+        let flash: Flash = $flash;
+        Effect::new(move |_| {
+            if let Some(result) = action.value().get() {
+                flash.set(Some(match result {
+                    Ok(true) => (
+                        false,
+                        "This grants the soc role: it waits for another admin's approval."
+                            .to_string(),
+                    ),
+                    Ok(false) => (false, ($ok).to_string()),
+                    Err(e) => (true, e.to_string()),
+                }));
+            }
+        });
+    }};
+}
 
 #[component]
 pub fn AccountsPage() -> impl IntoView {
@@ -20,15 +42,19 @@ pub fn AccountsPage() -> impl IntoView {
     let set_role = ServerAction::<AdminSetRole>::new();
     let set_disabled = ServerAction::<AdminSetDisabled>::new();
     let reset = ServerAction::<AdminResetPassword>::new();
+    let approve = ServerAction::<AdminApproveGrant>::new();
+    let reject = ServerAction::<AdminRejectGrant>::new();
     let flash: Flash = RwSignal::new(None);
-    flash_on!(create, flash, "Account created.");
-    flash_on!(set_role, flash, "Role changed.");
-    flash_on!(set_disabled, flash, "Account updated.");
-    flash_on!(
+    flash_grant!(create, flash, "Account created.");
+    flash_grant!(set_role, flash, "Role changed.");
+    flash_grant!(set_disabled, flash, "Account updated.");
+    flash_grant!(
         reset,
         flash,
         "Password set; the user's sessions were ended."
     );
+    flash_on!(approve, flash, "Approved and applied.");
+    flash_on!(reject, flash, "Rejected.");
     let data = Resource::new(
         move || {
             (
@@ -36,9 +62,13 @@ pub fn AccountsPage() -> impl IntoView {
                 set_role.version().get(),
                 set_disabled.version().get(),
                 reset.version().get(),
+                approve.version().get(),
+                reject.version().get(),
             )
         },
-        |_| admin_accounts(),
+        |_| async {
+            Ok::<_, crate::api::ApiError>((admin_accounts().await?, admin_pending_grants().await?))
+        },
     );
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
@@ -66,8 +96,9 @@ pub fn AccountsPage() -> impl IntoView {
                 <Transition fallback=|| view! { <div class="card placeholder">"Loading…"</div> }>
                     {move || Suspend::new(async move {
                         match data.await {
-                            Ok(rows) => {
+                            Ok((rows, pending)) => {
                                 view! {
+                                    <PendingGrants pending approve reject />
                                     <AccountsTable rows set_role set_disabled reset />
                                     <CreateAccount create />
                                 }
@@ -192,6 +223,72 @@ fn AccountsTable(
             </table>
         </section>
     }
+}
+
+/// Changes granting `soc` that wait for a second admin (shown only when there are some).
+#[component]
+fn PendingGrants(
+    pending: Vec<PendingGrantRow>,
+    approve: ServerAction<AdminApproveGrant>,
+    reject: ServerAction<AdminRejectGrant>,
+) -> impl IntoView {
+    if pending.is_empty() {
+        return ().into_any();
+    }
+    view! {
+        <section class="card table-card" data-testid="pending-grants">
+            <div class="card-header">
+                <h2>"Waiting for approval"</h2>
+                <span class="muted small">
+                    "These changes grant the soc role. Another admin than the one who asked "
+                    "must approve them."
+                </span>
+            </div>
+            <table class="data-table">
+                <thead>
+                    <tr>
+                        <th>"Change"</th>
+                        <th>"User"</th>
+                        <th>"Asked by"</th>
+                        <th>"Asked (UTC)"</th>
+                        <th></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {pending
+                        .into_iter()
+                        .map(|p| {
+                            let id = p.id.to_string();
+                            let (id_row, id_reject) = (id.clone(), id.clone());
+                            view! {
+                                <tr data-grant=id_row>
+                                    <td>{p.change}</td>
+                                    <td class="strong">{p.target}</td>
+                                    <td>{p.requested_by}</td>
+                                    <td class="mono">{date_time(p.requested_ms)}</td>
+                                    <td>
+                                        <ActionForm action=approve attr:class="inline-form">
+                                            <input type="hidden" name="id" value=id />
+                                            <button type="submit" class="btn btn-small btn-primary">
+                                                "Approve"
+                                            </button>
+                                        </ActionForm>
+                                        <ActionForm action=reject attr:class="inline-form">
+                                            <input type="hidden" name="id" value=id_reject />
+                                            <button type="submit" class="btn btn-small">
+                                                "Reject"
+                                            </button>
+                                        </ActionForm>
+                                    </td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+    .into_any()
 }
 
 #[component]

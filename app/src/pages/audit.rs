@@ -12,12 +12,13 @@ use crate::admin::ui::{date_time, load_error};
 use crate::admin::{AuditFilter, AuditPage, admin_audit};
 
 /// Kinds offered in the filter: `(value, label)`.
-const KINDS: [(&str, &str); 12] = [
+const KINDS: [(&str, &str); 13] = [
     ("", "every kind"),
     ("login", "sign-in"),
     ("login.", "sign-ins, refused ones included"),
     ("logout", "sign-out"),
     ("account.", "account changes"),
+    ("account.soc_grant", "soc role grants"),
     ("guardrail.edit", "guardrail draft edits"),
     ("guardrail.version", "guardrail versions"),
     ("guardrail.create", "guardrails created"),
@@ -123,6 +124,9 @@ pub fn AuditPage() -> impl IntoView {
 }
 
 fn kind_class(kind: &str) -> &'static str {
+    if kind == crate::admin::SOC_GRANT_EVENT {
+        return "pill pill-grant";
+    }
     match kind.split('.').next().unwrap_or("") {
         "vault" => "pill pill-vault",
         "guardrail" => "pill pill-guard",
@@ -170,8 +174,9 @@ fn AuditTable(page: AuditPage) -> impl IntoView {
                             {rows
                                 .into_iter()
                                 .map(|r| {
+                                    let grant = r.kind == crate::admin::SOC_GRANT_EVENT;
                                     view! {
-                                        <tr data-kind=r.kind.clone()>
+                                        <tr data-kind=r.kind.clone() class:grant-row=grant>
                                             <td class="mono nowrap">{date_time(r.at_ms)}</td>
                                             <td class="strong">{r.actor}</td>
                                             <td>
