@@ -710,7 +710,17 @@ mod tests {
             .await
             .unwrap();
         accounts
-            .federated_login("sso.bo", Role::Viewer, None, 1)
+            .federated_login(
+                &federated::FederatedIdentity {
+                    issuer: "https://idp.example".into(),
+                    subject: "bo".into(),
+                    label: "sso.bo".into(),
+                    legacy_names: Vec::new(),
+                },
+                Role::Viewer,
+                None,
+                1,
+            )
             .await
             .unwrap()
             .unwrap();
