@@ -154,6 +154,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let state = AppState::build(config).await?;
+    gateway::cli::spawn_background_tasks(&state);
     let console = console_for(accounts, &state);
 
     let gateway_listener = TcpListener::bind(&gateway_addr)
