@@ -200,14 +200,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    spawn_vault_sweeper(&state);
+    spawn_background_tasks(&state);
     println!("gateway listening on http://{addr}");
     crate::router::serve_with_shutdown(state, listener, shutdown_signal()).await
 }
 
+/// What every process serving the gateway runs beside its listeners: `gateway serve` and the
+/// `server` binary (console + gateway) both call this once the state is built. Today that is
+/// the vault retention sweep.
+pub fn spawn_background_tasks(state: &AppState) {
+    spawn_vault_sweeper(state);
+}
+
 /// Delete vault records past retention now and every hour. Deleting late is harmless (opening
 /// an expired record is refused regardless), so this may run in the background.
-pub fn spawn_vault_sweeper(state: &AppState) {
+fn spawn_vault_sweeper(state: &AppState) {
     let vault = state.vault.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));

@@ -198,9 +198,9 @@ impl FeatureSettings {
 
     /// Open (creating if needed) `<data_dir>/features.db`.
     pub fn open(data_dir: &Path) -> Result<FeatureSettings, FeatureSettingsError> {
-        FeatureSettings::with_connection(
-            Connection::open(data_dir.join("features.db")).map_err(storage)?,
-        )
+        let path = data_dir.join("features.db");
+        crate::secret_file::private_sqlite(&path).map_err(storage)?;
+        FeatureSettings::with_connection(Connection::open(path).map_err(storage)?)
     }
 
     /// A store that lives only in memory (tests).

@@ -74,7 +74,7 @@ impl AppState {
             Backend::Aws => {}
         }
         let data_dir = config.data_dir.clone();
-        std::fs::create_dir_all(&data_dir)
+        crate::secret_file::private_dir(&data_dir)
             .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
 
         let issuer = match &config.auth.jwks_url {

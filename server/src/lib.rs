@@ -60,7 +60,7 @@ pub enum Command {
 /// `server create-admin --name N`: prints `console admin password for N (shown once): …`.
 pub async fn create_admin(config: Option<&std::path::Path>, name: &str) -> anyhow::Result<()> {
     let config = Config::load(config)?;
-    std::fs::create_dir_all(&config.data_dir)
+    gateway::secret_file::private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let accounts = open_accounts(&config).await?;
     let password = accounts
@@ -130,7 +130,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
     let options = site::load()?;
 
-    std::fs::create_dir_all(&config.data_dir)
+    gateway::secret_file::private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let accounts = open_accounts(&config).await?;
     if let Some(password) = accounts.ensure_admin(gateway::now_ms()).await? {
@@ -156,6 +156,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let state = AppState::build(config).await?;
+    gateway::cli::spawn_background_tasks(&state);
     let console = console_for(accounts, &state);
 
     let gateway_listener = TcpListener::bind(&gateway_addr)

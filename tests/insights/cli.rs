@@ -110,3 +110,37 @@ fn import_then_query_in_every_format() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Nesting 10,000 deep (parentheses, `not`, unary minus, calls) used to overflow the stack and
+/// abort the process; now it is a syntax error that says where, and the command exits with an
+/// error, not a signal.
+#[test]
+fn deeply_nested_queries_are_a_syntax_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    std::fs::write(&db, b"").unwrap();
+    let db = db.to_str().unwrap();
+    let n = 10_000;
+    for (query, column) in [
+        (format!("filter {}a{}", "(".repeat(n), ")".repeat(n)), 28),
+        (format!("filter {}a", "not ".repeat(n)), 84),
+        (format!("fields {}1", "- ".repeat(n)), 46),
+        (format!("fields {}1{}", "abs(".repeat(n), ")".repeat(n)), 88),
+    ] {
+        let out = gateway(
+            &[
+                "insights", "--db", db, "--query", &query, "--start", "0", "--end", "1",
+            ],
+            dir.path(),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "line 1, column {column}: expected an expression nested at most 20 deep"
+            )),
+            "{}",
+            &stderr[..stderr.len().min(500)]
+        );
+    }
+}

@@ -74,6 +74,9 @@ pub struct NewSession {
 pub enum AccountsError {
     #[error("console database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// Creating `console.db` owner-only, or restricting an existing one, failed.
+    #[error("console database file: {0}")]
+    File(#[from] std::io::Error),
     #[error("password hashing: {0}")]
     Hash(String),
     #[error("the system random generator failed")]
@@ -162,6 +165,7 @@ impl Accounts {
 
     /// [`Accounts::open`] with an explicit hash cost (tests use a cheap one).
     pub fn open_with_cost(path: &Path, cost: HashCost) -> Result<Accounts, AccountsError> {
+        gateway::secret_file::private_sqlite(path)?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;

@@ -205,16 +205,10 @@ impl SqliteAuditStore {
         durability: Durability,
         wal_limit: u64,
     ) -> Result<SqliteAuditStore, AuditError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                AuditError::Store(format!("cannot create {}: {e}", parent.display()))
-            })?;
-        }
-        let fresh = !path.exists();
+        // The database holds user ids and client addresses: owner-only.
+        crate::secret_file::private_sqlite(path)
+            .map_err(|e| AuditError::Store(format!("cannot create {}: {e}", path.display())))?;
         let conn = Connection::open(path).map_err(|e| sql_err("open audit database", &e))?;
-        if fresh {
-            restrict_permissions(path);
-        }
         configure_writer(&conn, durability)?;
         // A checkpoint copies the WAL into the database and syncs it, which takes milliseconds;
         // inside a commit it would stall every request waiting on that commit. The writer never
@@ -1081,20 +1075,6 @@ fn sql_err(what: &str, e: &rusqlite::Error) -> AuditError {
 
 fn writer_gone() -> AuditError {
     AuditError::Store("the audit writer thread has stopped".into())
-}
-
-/// The database holds user ids and client addresses: owner-only. SQLite gives its `-wal` and
-/// `-shm` files the database file's mode.
-fn restrict_permissions(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot restrict audit database permissions");
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@
 //! recycling, so there it narrows the loss window rather than closing it.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -167,7 +168,7 @@ impl Spool {
         audit: Arc<dyn AuditStore>,
     ) -> Result<Arc<Spool>, String> {
         let dir = data_dir.join("spool");
-        std::fs::create_dir_all(&dir)
+        crate::secret_file::private_dir(&dir)
             .map_err(|e| format!("cannot create the spool dir {}: {e}", dir.display()))?;
         let key = aes_key(data_dir, KEY_FILE)?;
         let kek = aes_key(data_dir, KEK_FILE)?;
@@ -180,6 +181,7 @@ impl Spool {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
         let owner = match lock.try_lock() {
@@ -565,7 +567,12 @@ fn write_durably(dir: &Path, seq: u64, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let name = format!("{seq:020}.rec");
     let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, dir.join(&name))?;

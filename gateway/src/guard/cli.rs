@@ -90,7 +90,7 @@ pub fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     if args.issue_access_key {
-        std::fs::create_dir_all(&config.data_dir)
+        crate::secret_file::private_dir(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
         let registry = super::registry::open_seeded(config).map_err(anyhow::Error::msg)?;
         let key = registry
@@ -110,7 +110,7 @@ pub fn run(
         }
         (None, Some(spec)) => {
             let (id, version) = spec.split_once(':').unwrap_or((spec.as_str(), "DRAFT"));
-            std::fs::create_dir_all(&config.data_dir)
+            crate::secret_file::private_dir(&config.data_dir)
                 .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
             let registry = super::registry::open_seeded(config).map_err(anyhow::Error::msg)?;
             registry

@@ -195,7 +195,9 @@ impl Registry {
         data_dir: &Path,
         pins: HashSet<(String, String)>,
     ) -> Result<Registry, RegistryError> {
-        let conn = Connection::open(data_dir.join("guardrails.db")).map_err(internal)?;
+        let path = data_dir.join("guardrails.db");
+        crate::secret_file::private_sqlite(&path).map_err(internal)?;
+        let conn = Connection::open(path).map_err(internal)?;
         Registry::with_connection(
             conn,
             &data_dir.join("keys").join("guard-access-keys.key"),

@@ -90,9 +90,26 @@ pub const PERIOD_UNITS: &[&str] = &[
     "years",
 ];
 
+/// How deeply an expression may nest: parentheses, `not`, unary minus, `^`, calls and `in`
+/// lists each open a level of the parser's recursion (about 25 KB of stack per level in a debug
+/// build, where one level passes through every precedence function).
+pub const MAX_NESTING: usize = 20;
+
+/// How deep an expression's tree may be: every operator adds a level (`a and b and c` is three
+/// deep), though a flat chain costs the parser no recursion. Every later pass over the tree
+/// (planning, printing, evaluating, dropping) recurses once per level, so this bounds their
+/// stack. A query at both limits parses, plans, prints, runs and drops on a 1 MiB stack in a
+/// debug build (`deepest_allowed_query_runs_on_a_small_stack`); the product parses on 2 MiB
+/// or more.
+pub const MAX_DEPTH: usize = 100;
+
 /// Parse a whole query.
 pub fn parse(src: &str) -> Result<Query, ParseError> {
-    let mut p = Parser { src, pos: 0 };
+    let mut p = Parser {
+        src,
+        pos: 0,
+        nesting: 0,
+    };
     let mut commands = Vec::new();
     if p.peek(false)?.kind == Tok::Eof {
         return Ok(Query { commands });
@@ -169,7 +186,12 @@ impl Token {
 struct Parser<'a> {
     src: &'a str,
     pos: usize,
+    /// How many levels of the expression grammar's recursion are open.
+    nesting: usize,
 }
+
+/// An expression and the depth of its tree (a leaf is 1).
+type Sub = (Expr, usize);
 
 fn describe(src: &str, t: &Token) -> String {
     let text: String = src[t.start..t.end].chars().take(40).collect();
@@ -703,34 +725,95 @@ impl<'a> Parser<'a> {
     // Expressions.
 
     pub(crate) fn expr(&mut self) -> Result<Expr, ParseError> {
+        Ok(self.nested_expr()?.0)
+    }
+
+    /// One more level of the grammar's recursion (an operand in parentheses, a call's or a
+    /// list's element, `not`, unary minus, an exponent), refused past [`MAX_NESTING`] at `at`.
+    fn enter(&mut self, at: usize) -> Result<(), ParseError> {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            return Err(self.too_deep(
+                at,
+                &format!("an expression nested at most {MAX_NESTING} deep"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.nesting = self.nesting.saturating_sub(1);
+    }
+
+    fn too_deep(&self, at: usize, expected: &str) -> ParseError {
+        let found = match self.lex(at, false) {
+            Ok(t) => describe(self.src, &t),
+            Err(_) => "more".into(),
+        };
+        self.error_offset(at, expected, &found)
+    }
+
+    /// A node over children `depth` deep, refused when that makes the tree deeper than
+    /// [`MAX_DEPTH`]; `at` is the operator that built it.
+    fn node(&self, expr: Expr, depth: usize, at: usize) -> Result<Sub, ParseError> {
+        let depth = depth + 1;
+        if depth > MAX_DEPTH {
+            return Err(self.too_deep(
+                at,
+                &format!("an expression at most {MAX_DEPTH} operators deep"),
+            ));
+        }
+        Ok((expr, depth))
+    }
+
+    fn binary(&self, op: BinaryOp, lhs: Sub, rhs: Sub, at: usize) -> Result<Sub, ParseError> {
+        self.node(binary(op, lhs.0, rhs.0), lhs.1.max(rhs.1), at)
+    }
+
+    /// An expression and its tree's depth.
+    fn nested_expr(&mut self) -> Result<Sub, ParseError> {
+        self.enter(self.skip_trivia(self.pos))?;
         let mut lhs = self.and_expr()?;
-        while self.peek(false)?.is_keyword("or") {
+        loop {
+            let t = self.peek(false)?;
+            if !t.is_keyword("or") {
+                break;
+            }
             self.bump(false)?;
             let rhs = self.and_expr()?;
-            lhs = binary(BinaryOp::Or, lhs, rhs);
+            lhs = self.binary(BinaryOp::Or, lhs, rhs, t.start)?;
         }
+        self.leave();
         Ok(lhs)
     }
 
-    fn and_expr(&mut self) -> Result<Expr, ParseError> {
+    fn and_expr(&mut self) -> Result<Sub, ParseError> {
         let mut lhs = self.not_expr()?;
-        while self.peek(false)?.is_keyword("and") {
+        loop {
+            let t = self.peek(false)?;
+            if !t.is_keyword("and") {
+                break;
+            }
             self.bump(false)?;
             let rhs = self.not_expr()?;
-            lhs = binary(BinaryOp::And, lhs, rhs);
+            lhs = self.binary(BinaryOp::And, lhs, rhs, t.start)?;
         }
         Ok(lhs)
     }
 
-    fn not_expr(&mut self) -> Result<Expr, ParseError> {
-        if self.peek(false)?.is_keyword("not") {
+    fn not_expr(&mut self) -> Result<Sub, ParseError> {
+        let t = self.peek(false)?;
+        if t.is_keyword("not") {
             self.bump(false)?;
-            return Ok(Expr::Not(Box::new(self.not_expr()?)));
+            self.enter(t.start)?;
+            let (e, depth) = self.not_expr()?;
+            self.leave();
+            return self.node(Expr::Not(Box::new(e)), depth, t.start);
         }
         self.cmp_expr()
     }
 
-    fn cmp_expr(&mut self) -> Result<Expr, ParseError> {
+    fn cmp_expr(&mut self) -> Result<Sub, ParseError> {
         let lhs = self.add_expr()?;
         let t = self.peek(false)?;
         let op = match t.kind {
@@ -745,15 +828,16 @@ impl<'a> Parser<'a> {
         if let Some(op) = op {
             self.bump(false)?;
             let rhs = self.add_expr()?;
-            return Ok(binary(op, lhs, rhs));
+            return self.binary(op, lhs, rhs, t.start);
         }
         if t.kind == Tok::Match {
             self.bump(false)?;
-            let regex = self.pattern_operand()?;
-            return Ok(Expr::Matches {
-                expr: Box::new(lhs),
+            let (regex, depth) = self.pattern_operand()?;
+            let expr = Expr::Matches {
+                expr: Box::new(lhs.0),
                 regex: Box::new(regex),
-            });
+            };
+            return self.node(expr, lhs.1.max(depth), t.start);
         }
         let mut negated = false;
         let mut word = t.keyword();
@@ -772,20 +856,24 @@ impl<'a> Parser<'a> {
         match word.as_deref() {
             Some("like") => {
                 self.bump(false)?;
-                let pattern = self.pattern_operand()?;
-                Ok(Expr::Like {
-                    expr: Box::new(lhs),
+                let (pattern, depth) = self.pattern_operand()?;
+                let expr = Expr::Like {
+                    expr: Box::new(lhs.0),
                     pattern: Box::new(pattern),
                     negated,
-                })
+                };
+                self.node(expr, lhs.1.max(depth), t.start)
             }
             Some("in") => {
                 self.bump(false)?;
                 self.expect(&Tok::LBracket, "'[' starting the list")?;
                 let mut list = Vec::new();
+                let mut depth = lhs.1;
                 if !self.eat(&Tok::RBracket)? {
                     loop {
-                        list.push(self.expr()?);
+                        let (e, d) = self.nested_expr()?;
+                        list.push(e);
+                        depth = depth.max(d);
                         if self.eat(&Tok::Comma)? {
                             continue;
                         }
@@ -793,44 +881,47 @@ impl<'a> Parser<'a> {
                         break;
                     }
                 }
-                Ok(Expr::In {
-                    expr: Box::new(lhs),
+                let expr = Expr::In {
+                    expr: Box::new(lhs.0),
                     list,
                     negated,
-                })
+                };
+                self.node(expr, depth, t.start)
             }
             _ => Ok(lhs),
         }
     }
 
     /// The right side of `like` / `=~`: a regex, or an ordinary operand.
-    fn pattern_operand(&mut self) -> Result<Expr, ParseError> {
+    fn pattern_operand(&mut self) -> Result<Sub, ParseError> {
         let t = self.peek(true)?;
         if let Tok::Regex(r) = t.kind {
             self.bump(true)?;
-            return Ok(Expr::Regex(r));
+            return Ok((Expr::Regex(r), 1));
         }
         self.add_expr()
     }
 
-    fn add_expr(&mut self) -> Result<Expr, ParseError> {
+    fn add_expr(&mut self) -> Result<Sub, ParseError> {
         let mut lhs = self.mul_expr()?;
         loop {
-            let op = match self.peek(false)?.kind {
+            let t = self.peek(false)?;
+            let op = match t.kind {
                 Tok::Plus => BinaryOp::Add,
                 Tok::Minus => BinaryOp::Sub,
                 _ => return Ok(lhs),
             };
             self.bump(false)?;
             let rhs = self.mul_expr()?;
-            lhs = binary(op, lhs, rhs);
+            lhs = self.binary(op, lhs, rhs, t.start)?;
         }
     }
 
-    fn mul_expr(&mut self) -> Result<Expr, ParseError> {
+    fn mul_expr(&mut self) -> Result<Sub, ParseError> {
         let mut lhs = self.unary()?;
         loop {
-            let op = match self.peek(false)?.kind {
+            let t = self.peek(false)?;
+            let op = match t.kind {
                 Tok::Star => BinaryOp::Mul,
                 Tok::Slash => BinaryOp::Div,
                 Tok::Percent => BinaryOp::Mod,
@@ -838,33 +929,40 @@ impl<'a> Parser<'a> {
             };
             self.bump(false)?;
             let rhs = self.unary()?;
-            lhs = binary(op, lhs, rhs);
+            lhs = self.binary(op, lhs, rhs, t.start)?;
         }
     }
 
-    fn unary(&mut self) -> Result<Expr, ParseError> {
-        if self.peek(false)?.kind == Tok::Minus {
+    fn unary(&mut self) -> Result<Sub, ParseError> {
+        let t = self.peek(false)?;
+        if t.kind == Tok::Minus {
             self.bump(false)?;
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
+            self.enter(t.start)?;
+            let (e, depth) = self.unary()?;
+            self.leave();
+            return self.node(Expr::Neg(Box::new(e)), depth, t.start);
         }
         let base = self.primary()?;
-        if self.peek(false)?.kind == Tok::Caret {
+        let t = self.peek(false)?;
+        if t.kind == Tok::Caret {
             self.bump(false)?;
+            self.enter(t.start)?;
             let exponent = self.unary()?;
-            return Ok(binary(BinaryOp::Pow, base, exponent));
+            self.leave();
+            return self.binary(BinaryOp::Pow, base, exponent, t.start);
         }
         Ok(base)
     }
 
-    fn primary(&mut self) -> Result<Expr, ParseError> {
+    fn primary(&mut self) -> Result<Sub, ParseError> {
         let t = self.bump(false)?;
         match t.kind {
-            Tok::Int(n) => Ok(Expr::Int(n)),
-            Tok::Float(x) => Ok(Expr::Float(x)),
-            Tok::Period(amount, unit) => Ok(Expr::Period { amount, unit }),
-            Tok::Str(s) => Ok(Expr::Str(s)),
+            Tok::Int(n) => Ok((Expr::Int(n), 1)),
+            Tok::Float(x) => Ok((Expr::Float(x), 1)),
+            Tok::Period(amount, unit) => Ok((Expr::Period { amount, unit }, 1)),
+            Tok::Str(s) => Ok((Expr::Str(s), 1)),
             Tok::LParen => {
-                let e = self.expr()?;
+                let e = self.nested_expr()?;
                 self.expect(&Tok::RParen, "')'")?;
                 Ok(e)
             }
@@ -878,22 +976,24 @@ impl<'a> Parser<'a> {
                 let next = self.peek(false)?;
                 if !quoted && next.kind == Tok::LParen && !next.gap {
                     self.bump(false)?;
-                    let args = self.call_args()?;
-                    return Ok(Expr::Call {
+                    let (args, depth) = self.call_args()?;
+                    let call = Expr::Call {
                         name: name.clone(),
                         args,
-                    });
+                    };
+                    return self.node(call, depth, t.start);
                 }
-                Ok(Expr::Field(name.clone()))
+                Ok((Expr::Field(name.clone()), 1))
             }
             _ => Err(self.error_at(&t, "an expression")),
         }
     }
 
-    fn call_args(&mut self) -> Result<Vec<Expr>, ParseError> {
+    /// A call's arguments and the depth of the deepest.
+    fn call_args(&mut self) -> Result<(Vec<Expr>, usize), ParseError> {
         let mut args = Vec::new();
         if self.eat(&Tok::RParen)? {
-            return Ok(args);
+            return Ok((args, 0));
         }
         let t = self.peek(false)?;
         if t.kind == Tok::Star {
@@ -901,16 +1001,19 @@ impl<'a> Parser<'a> {
             if after.kind == Tok::RParen {
                 self.bump(false)?;
                 self.bump(false)?;
-                return Ok(vec![Expr::Star]);
+                return Ok((vec![Expr::Star], 1));
             }
         }
+        let mut depth = 0;
         loop {
-            args.push(self.expr()?);
+            let (e, d) = self.nested_expr()?;
+            args.push(e);
+            depth = depth.max(d);
             if self.eat(&Tok::Comma)? {
                 continue;
             }
             self.expect(&Tok::RParen, "',' or ')' ending the arguments")?;
-            return Ok(args);
+            return Ok((args, depth));
         }
     }
 }
@@ -991,7 +1094,11 @@ pub struct Highlight {
 /// is left out. Never fails: what cannot be read is [`TokenClass::Error`] to the end of its line,
 /// and lexing goes on from the next line.
 pub fn highlight(src: &str) -> Vec<Highlight> {
-    let p = Parser { src, pos: 0 };
+    let p = Parser {
+        src,
+        pos: 0,
+        nesting: 0,
+    };
     let mut out = Vec::new();
     let mut pos = 0;
     // Where a command word is expected, and whether a regex may start (after `like`, `=~`,
@@ -1272,5 +1379,140 @@ mod tests {
             q.commands[0].to_string(),
             "fields (a or b) and c, -(a + b), (a ^ b) ^ c"
         );
+    }
+}
+
+#[cfg(test)]
+mod depth_tests {
+    //! Hostile nesting: a parse error with line and column, never a stack overflow, on a
+    //! thread whose stack is half the smallest the product parses or runs queries on.
+    use super::*;
+    use crate::insights::exec::Executor;
+    use crate::insights::plan::plan;
+    use crate::insights::value::Value;
+
+    /// Every thread the product parses or runs queries on has at least 2 MiB (tokio's workers
+    /// and blocking pool); the tests hold half that, in a debug build.
+    const SMALL_STACK: usize = 1024 * 1024;
+
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let worker = std::thread::Builder::new()
+            .stack_size(SMALL_STACK)
+            .spawn(f)
+            .unwrap();
+        worker.join().unwrap()
+    }
+
+    /// How many of [`nested`]'s forms nest through the parser's recursion; the rest are flat
+    /// chains, deep only as trees.
+    const NESTED: usize = 9;
+
+    /// The query forms that nest, `n` levels deep.
+    fn nested(n: usize) -> Vec<(&'static str, String)> {
+        let wrap = |open: &str, inner: &str, close: &str| {
+            format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+        };
+        vec![
+            ("parens", format!("filter {}", wrap("(", "a", ")"))),
+            ("not", format!("filter {}a", "not ".repeat(n))),
+            ("minus", format!("fields {}a", "- ".repeat(n))),
+            ("minus parens", format!("fields {}", wrap("-(", "a", ")"))),
+            ("calls", format!("fields {}", wrap("abs(", "a", ")"))),
+            ("power", format!("fields a{}", " ^ a".repeat(n))),
+            ("lists", format!("filter {}", wrap("a in [", "a", "]"))),
+            ("like", format!("filter {}", wrap("(a like ", "a", ")"))),
+            ("mixed", format!("fields {}", wrap("abs(not -(", "a", "))"))),
+            ("and", format!("filter a{}", " and a".repeat(n))),
+            ("or", format!("filter a{}", " or a".repeat(n))),
+            ("plus", format!("fields a{}", " + a".repeat(n))),
+            ("times", format!("fields a{}", " * a".repeat(n))),
+            ("stats", format!("stats sum(a){}", " + sum(a)".repeat(n))),
+        ]
+    }
+
+    #[test]
+    fn nesting_ten_thousand_deep_is_a_parse_error_with_a_position() {
+        let errors = on_small_stack(|| {
+            nested(10_000)
+                .into_iter()
+                .map(|(form, src)| (form, parse(&src).map(|_| ())))
+                .collect::<Vec<_>>()
+        });
+        for (i, (form, result)) in errors.into_iter().enumerate() {
+            let e = result.expect_err(form);
+            let (limit, want) = if i < NESTED {
+                (MAX_NESTING, "nested at most 20 deep")
+            } else {
+                (MAX_DEPTH, "at most 100 operators deep")
+            };
+            assert!(e.expected.contains(want), "{form}: {e}");
+            assert_eq!(e.line, 1, "{form}");
+            assert!(e.column > limit && e.column < 10 * limit, "{form}: {e}");
+        }
+        // Where: the parenthesis one level too deep.
+        let e = on_small_stack(|| parse(&format!("filter\n{}a", "(".repeat(10_000))));
+        let e = e.unwrap_err();
+        assert_eq!((e.line, e.column), (2, MAX_NESTING + 1), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "line 2, column 21: expected an expression nested at most 20 deep, found '('"
+        );
+    }
+
+    #[test]
+    fn deepest_allowed_query_runs_on_a_small_stack() {
+        // Each form at the deepest the parser takes.
+        let forms: Vec<(&str, String)> = on_small_stack(|| {
+            (0..nested(1).len())
+                .map(|i| {
+                    (1..=MAX_DEPTH)
+                        .rev()
+                        .map(|n| nested(n).swap_remove(i))
+                        .find(|(_, src)| parse(src).is_ok())
+                        .unwrap()
+                })
+                .collect()
+        });
+        for (i, (form, src)) in forms.iter().enumerate() {
+            // At the limit, not trivially shallow.
+            let limit = if i < NESTED { MAX_NESTING } else { MAX_DEPTH };
+            assert!(src.len() > 2 * limit - 20, "{form}: {src}");
+        }
+        on_small_stack(move || {
+            for (form, src) in forms {
+                let query = parse(&src).unwrap();
+                // Print, and the print parses to the same tree.
+                let printed = query.to_string();
+                assert_eq!(parse(&printed).as_ref(), Ok(&query), "{form}");
+                // Plan and evaluate over one event.
+                let compiled = plan(&query, 10).unwrap_or_else(|e| panic!("{form}: {e}"));
+                let mut exec = Executor::new(&compiled, 0);
+                let mut row = exec.new_row();
+                for (name, slot) in &compiled.event_fields {
+                    if name == "a" {
+                        row[*slot] = Value::Int(1);
+                    }
+                }
+                exec.push(row).unwrap();
+                exec.finish().unwrap();
+                // Clone and drop the trees (a derived Drop recurses too).
+                let copy = query.clone();
+                drop(compiled);
+                drop(query);
+                drop(copy);
+            }
+        });
+    }
+
+    #[test]
+    fn long_flat_lists_still_parse() {
+        // Lists and argument lists are flat: long ones are not deep.
+        let items = vec!["1"; 10_000].join(", ");
+        parse(&format!("filter a in [{items}]")).unwrap();
+        parse(&format!("fields concat({items})")).unwrap();
+        let names = vec!["a"; 10_000].join(", ");
+        parse(&format!("fields {names} | display {names}")).unwrap();
+        let stages = vec!["filter a"; 2_000].join(" | ");
+        parse(&stages).unwrap();
     }
 }
