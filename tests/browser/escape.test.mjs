@@ -88,6 +88,7 @@ test("</textarea> in every guardrail field, ?text= and ?query= stays text", asyn
     form: { name: "sally", role: "soc", password: SOC_PASSWORD },
   });
   assert.equal(created.status(), 200, await created.text());
+  await fx.context.clearCookies();
   await signIn(page, "sally", SOC_PASSWORD);
   await page.goto(`${fx.consoleUrl}/insights?query=${encodeURIComponent(HOSTILE)}&range=1h`);
   await page.waitForSelector("main[data-hydrated=true]");
