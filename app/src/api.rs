@@ -173,6 +173,12 @@ pub enum ApiError {
     Forbidden,
     /// The input was refused; the message says what to change (never echoes secrets).
     Invalid(String),
+    /// The id names nothing this caller may see: unknown, gone, or someone else's (one answer
+    /// for all three, so ids of others cannot be probed).
+    NotFound(String),
+    /// The request conflicts with the current state: a name taken, a version a feature pins, a
+    /// limit reached.
+    Conflict(String),
     /// A backend failed; the detail is in the server log.
     Unavailable,
     /// The request did not reach the function or its answer did not come back.
@@ -188,6 +194,8 @@ impl ApiError {
             ApiError::Throttled => "throttled",
             ApiError::Forbidden => "forbidden",
             ApiError::Invalid(_) => "invalid-input",
+            ApiError::NotFound(_) => "not-found",
+            ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable => "unavailable",
             ApiError::Transport(_) => "transport",
         }
@@ -215,7 +223,9 @@ impl fmt::Display for ApiError {
                 f.write_str("Too many failed sign-ins. Wait a minute and try again.")
             }
             ApiError::Forbidden => f.write_str("Your role does not allow this."),
-            ApiError::Invalid(message) => f.write_str(message),
+            ApiError::Invalid(message)
+            | ApiError::NotFound(message)
+            | ApiError::Conflict(message) => f.write_str(message),
             ApiError::Unavailable => {
                 f.write_str("The console could not reach its data. Try again shortly.")
             }
@@ -226,11 +236,53 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+#[cfg(feature = "ssr")]
+impl ApiError {
+    /// The HTTP status a server function answers with this error: one exhaustive mapping for
+    /// every console server function (caller mistakes are 4xx, never 500).
+    pub fn status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Transport(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
 impl FromServerFnError for ApiError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        ApiError::Transport(value.to_string())
+        match value {
+            // On the server these mean the caller sent arguments that do not fit the function
+            // (a missing field, a value of the wrong type): the caller's mistake, a 400. The
+            // detail may quote the input, so it is not echoed.
+            #[cfg(feature = "ssr")]
+            ServerFnErrorErr::Args(_)
+            | ServerFnErrorErr::MissingArg(_)
+            | ServerFnErrorErr::Deserialization(_) => {
+                ApiError::Invalid("the request's fields could not be read".into())
+            }
+            other => ApiError::Transport(other.to_string()),
+        }
+    }
+
+    /// The error as the response body. On the server this is where every server function's
+    /// error becomes its response, so it also sets the status from [`ApiError::status`]
+    /// (through `ResponseOptions`, see [`crate::context::set_error_status`]): one place, so no
+    /// function can forget it.
+    fn ser(&self) -> leptos::server_fn::Bytes {
+        #[cfg(feature = "ssr")]
+        crate::context::set_error_status(self);
+        <JsonEncoding as leptos::server_fn::Encodes<ApiError>>::encode(self).unwrap_or_else(|_| {
+            leptos::server_fn::Bytes::from_static(br#"{"Transport":"unencodable error"}"#)
+        })
     }
 }
 

@@ -98,6 +98,27 @@ fn response_options() -> Option<ResponseOptions> {
     use_context::<ResponseOptions>()
 }
 
+/// Answer a scripted server-function call that failed with `error`'s status
+/// ([`ApiError::status`]). [`ApiError`]'s serializer calls this as the error becomes the
+/// response, for every server function. Left alone: a plain form post (it is answered with a
+/// redirect back to its page, which a 4xx would break) and a redirect status already set.
+pub fn set_error_status(error: &ApiError) {
+    let (Some(parts), Some(res)) = (use_context::<Parts>(), response_options()) else {
+        return;
+    };
+    if is_plain_form(&parts.headers) {
+        return;
+    }
+    let redirecting = res
+        .0
+        .read()
+        .map(|r| r.status.is_some_and(|s| s.is_redirection()))
+        .unwrap_or(true);
+    if !redirecting {
+        res.set_status(error.status());
+    }
+}
+
 fn set_cookie(value: &str) {
     match (response_options(), HeaderValue::from_str(value)) {
         (Some(res), Ok(value)) => res.append_header(SET_COOKIE, value),
@@ -139,8 +160,9 @@ pub async fn require_role(allowed: &[Role]) -> Result<(Console, User), ApiError>
     if allowed.contains(&user.role) {
         Ok((console, user))
     } else {
+        // Pages too (a page render is not serialized as an error): 403.
         if let Some(res) = response_options() {
-            res.set_status(StatusCode::FORBIDDEN);
+            res.set_status(ApiError::Forbidden.status());
         }
         Err(ApiError::Forbidden)
     }
@@ -148,7 +170,7 @@ pub async fn require_role(allowed: &[Role]) -> Result<(Console, User), ApiError>
 
 fn unauthorized() -> ApiError {
     if let Some(res) = response_options() {
-        res.set_status(StatusCode::UNAUTHORIZED);
+        res.set_status(ApiError::Unauthorized.status());
     }
     ApiError::Unauthorized
 }

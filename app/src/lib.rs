@@ -5,6 +5,7 @@
 //!   Content-Security-Policy with the per-response nonce.
 //! - [`api`] holds the server functions and the types they exchange.
 //! - [`pages`] are the routes: `/login` and `/` (overview).
+//! - [`textarea`] gives every `<textarea>` its initial value (escaped on the server).
 //! - Server only: [`accounts`] (users, sessions, throttle), [`context`] (what server functions
 //!   reach), [`chart`] (plotters SVG), [`log_safe`] (client-chosen values in the log).
 
@@ -15,6 +16,7 @@ pub mod admin;
 pub mod api;
 pub mod pages;
 pub mod soc;
+pub mod textarea;
 
 #[cfg(feature = "ssr")]
 pub mod accounts;

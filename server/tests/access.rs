@@ -5,8 +5,10 @@
 //! The tables below are the contract. The test fails when the app has a route or a server
 //! function the tables do not name (so a new one must be given its roles here), and when a table
 //! names one that no longer exists. It also checks the cross-origin (CSRF) guard on
-//! state-changing requests.
-#![expect(clippy::unwrap_used, reason = "tests")]
+//! state-changing requests, the status each server function answers a caller's mistake with
+//! (400, 404 for unknown or someone else's ids, 409; never 500), and that text anyone can store
+//! or link (guardrail fields, `?query=`, `?text=`) stays text in every page's textareas.
+#![expect(clippy::unwrap_used, clippy::panic, reason = "tests")]
 
 use std::collections::BTreeSet;
 
@@ -139,6 +141,8 @@ struct Fixture {
     router: Router,
     /// `(role, cookie)` for each role.
     cookies: Vec<(&'static str, String)>,
+    /// A second SOC analyst (`sol`), for ids that belong to someone else.
+    other_soc: String,
 }
 
 async fn fixture() -> Fixture {
@@ -149,6 +153,7 @@ async fn fixture() -> Fixture {
         ("ada", Role::Admin),
         ("sam", Role::Soc),
         ("vic", Role::Viewer),
+        ("sol", Role::Soc),
     ] {
         accounts
             .create_user(name, PASSWORD, role, now)
@@ -163,6 +168,11 @@ async fn fixture() -> Fixture {
             .unwrap();
         cookies.push((role, format!("gp_session={}", s.token)));
     }
+    let other = accounts
+        .login("sol", PASSWORD, "127.0.0.1", None, now)
+        .await
+        .unwrap();
+    let other_soc = format!("gp_session={}", other.token);
     let config = Config {
         data_dir: dir.path().join("data"),
         ..Config::default()
@@ -179,6 +189,7 @@ async fn fixture() -> Fixture {
         _dir: dir,
         router,
         cookies,
+        other_soc,
     }
 }
 
@@ -441,4 +452,320 @@ async fn a_plain_form_post_is_answered_with_a_redirect_back() {
         location.contains("error=a%20user%20with%20this%20name"),
         "{location}"
     );
+}
+
+fn cookie<'a>(f: &'a Fixture, role: &str) -> &'a str {
+    &f.cookies.iter().find(|(r, _)| *r == role).unwrap().1
+}
+
+async fn call(f: &Fixture, path: &str, args: &str, cookie: &str) -> Response<Body> {
+    let method = leptos::server_fn::axum::server_fn_paths()
+        .find(|(p, _)| *p == path)
+        .map_or(Method::POST, |(_, m)| m);
+    send(&f.router, request(method, path, args, Some(cookie))).await
+}
+
+const FEATURE_LIMITS: &str = "burst=1&tokens_per_minute=1&tokens_per_day=1";
+
+/// Caller mistakes and the status each answers (never a 500): `(function, arguments, role,
+/// status)`. 400: arguments that do not fit or are refused; 404: ids that name nothing;
+/// 409: the state forbids it.
+const MISTAKES: &[(&str, &str, &str, u16)] = &[
+    // Arguments the function cannot even read.
+    ("/api/admin_guardrail", "", "admin", 400),
+    ("/api/overview", "range=7y", "viewer", 400),
+    // Refused input.
+    (
+        "/api/admin_guardrail",
+        "id=not%20valid&version=DRAFT",
+        "admin",
+        400,
+    ),
+    (
+        "/api/admin_guardrail",
+        "id=default&version=v1",
+        "admin",
+        400,
+    ),
+    (
+        "/api/admin_save_draft",
+        "id=default&blocked_input=&blocked_output=b",
+        "admin",
+        400,
+    ),
+    ("/api/admin_check_regex", "pattern=%28", "admin", 400),
+    (
+        "/api/admin_test_guardrail",
+        "id=default&version=DRAFT&source=SIDEWAYS&text=x",
+        "admin",
+        400,
+    ),
+    (
+        "/api/admin_create_guardrail",
+        "name=not%20valid",
+        "admin",
+        400,
+    ),
+    (
+        "/api/admin_audit",
+        "filter%5Bactor%5D=&filter%5Bkind%5D=&filter%5Brange%5D=1y",
+        "admin",
+        400,
+    ),
+    ("/api/investigate", "user=&range=24h", "soc", 400),
+    ("/api/investigate", "user=alice&range=1y", "soc", 400),
+    (
+        "/api/open_record",
+        "request_id=not%20an%20id&reason=access%20test",
+        "soc",
+        400,
+    ),
+    ("/api/open_record", "request_id=r-1&reason=no", "soc", 400),
+    // Ids that name nothing.
+    (
+        "/api/admin_guardrail",
+        "id=nope&version=DRAFT",
+        "admin",
+        404,
+    ),
+    (
+        "/api/admin_guardrail",
+        "id=default&version=99",
+        "admin",
+        404,
+    ),
+    (
+        "/api/admin_save_draft",
+        "id=nope&blocked_input=a&blocked_output=b",
+        "admin",
+        404,
+    ),
+    ("/api/admin_create_version", "id=nope", "admin", 404),
+    (
+        "/api/admin_delete_guardrail",
+        "id=nope&confirm=nope",
+        "admin",
+        404,
+    ),
+    (
+        "/api/admin_test_guardrail",
+        "id=default&version=99&source=INPUT&text=x",
+        "admin",
+        404,
+    ),
+    (
+        "/api/admin_guardrail_diff",
+        "id=default&left=1&right=99",
+        "admin",
+        404,
+    ),
+    ("/api/insights_stop", "id=none&back=%2Finsights", "soc", 404),
+    ("/api/insights_csv", "id=none", "soc", 404),
+    (
+        "/api/open_record",
+        "request_id=r-unknown&reason=access%20test",
+        "soc",
+        404,
+    ),
+    // The state forbids it: the default guardrail is pinned by the default feature.
+    (
+        "/api/admin_delete_guardrail",
+        "id=default&confirm=default",
+        "admin",
+        409,
+    ),
+];
+
+#[tokio::test]
+async fn caller_mistakes_answer_4xx_not_500() {
+    let f = fixture().await;
+    let mut failures = Vec::new();
+    let features = [
+        (
+            format!(
+                "feature=nope&model=dev&guardrail_version=1&requests_per_minute=1&{FEATURE_LIMITS}"
+            ),
+            404,
+        ),
+        (
+            format!(
+                "feature=default&model=dev&guardrail_version=1&requests_per_minute=0&{FEATURE_LIMITS}"
+            ),
+            400,
+        ),
+    ];
+    let cases = MISTAKES
+        .iter()
+        .map(|&(path, args, role, status)| (path, args.to_string(), role, status))
+        .chain(
+            features
+                .into_iter()
+                .map(|(args, status)| ("/api/admin_save_feature", args, "admin", status)),
+        );
+    for (path, args, role, status) in cases {
+        let res = call(&f, path, &args, cookie(&f, role)).await;
+        let got = res.status().as_u16();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        // The body is still the error the browser's client decodes.
+        let decoded = serde_json::from_slice::<app::api::ApiError>(&body);
+        if got != status || decoded.is_err() {
+            failures.push(format!(
+                "{path}?{args} as {role}: {got} (want {status}) {}",
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            ));
+        }
+    }
+    // A name taken is a conflict.
+    let admin = cookie(&f, "admin");
+    let create = "name=dup-check&description=";
+    let first = call(&f, "/api/admin_create_guardrail", create, admin).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let again = call(&f, "/api/admin_create_guardrail", create, admin).await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(
+        failures.is_empty(),
+        "caller mistakes with the wrong status:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn another_analysts_query_is_not_found() {
+    let f = fixture().await;
+    let sam = cookie(&f, "soc");
+    let started = call(
+        &f,
+        "/api/insights_start",
+        "query=fields%20%40timestamp&range=1h",
+        sam,
+    )
+    .await;
+    assert_eq!(started.status(), StatusCode::OK);
+    let location = started.headers().get(LOCATION).unwrap().to_str().unwrap();
+    let id = location
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("id="))
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| panic!("no query id in {location}"))
+        .to_string();
+    // Someone else's id answers exactly as an unknown one.
+    for (path, args) in [
+        ("/api/insights_csv", format!("id={id}")),
+        ("/api/insights_stop", format!("id={id}&back=%2Finsights")),
+    ] {
+        let res = call(&f, path, &args, &f.other_soc).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path} as sol");
+    }
+    // Its owner may stop it, and is sent back to the Insights page only (a `back` no header
+    // can carry is not used).
+    let res = call(
+        &f,
+        "/api/insights_stop",
+        &format!("id={id}&back=%2Finsights%3Fq%3Da%0Ab"),
+        sam,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers().get(LOCATION).unwrap(), "/insights");
+}
+
+/// Ends a textarea early if written raw; the marker element and the refresh must never parse.
+const HOSTILE: &str = "</textarea><meta http-equiv=\"refresh\" content=\"0;url=/x\"><b id=\"gp-injected\">x</b> &lt;b&gt;";
+
+/// Every `<textarea>` of a page: its `name` and its value as the browser's parser reads it
+/// (character references decoded, one leading line feed dropped). A raw `</textarea>` in the
+/// text ends the element early, so the value comes out cut.
+fn textareas(html: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(at) = rest.find("<textarea") {
+        let tag_end = at + rest[at..].find('>').unwrap();
+        let tag = &rest[at..tag_end];
+        let name = tag
+            .split("name=\"")
+            .nth(1)
+            .and_then(|t| t.split('"').next())
+            .unwrap_or("")
+            .to_string();
+        let content_end = tag_end + rest[tag_end..].find("</textarea>").unwrap();
+        let raw = &rest[tag_end + 1..content_end];
+        let raw = raw.strip_prefix('\n').unwrap_or(raw);
+        let value = raw
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&");
+        out.push((name, value));
+        rest = &rest[content_end..];
+    }
+    out
+}
+
+async fn page(f: &Fixture, path: &str, role: &str) -> String {
+    let mut req = request(Method::GET, path, "", Some(cookie(f, role)));
+    req.headers_mut()
+        .insert(ACCEPT, "text/html".parse().unwrap());
+    let res = send(&f.router, req).await;
+    assert_eq!(res.status(), StatusCode::OK, "{path}");
+    String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn stored_and_linked_text_stays_text_in_every_textarea() {
+    let f = fixture().await;
+    let admin = cookie(&f, "admin");
+    let q = app::admin::server::query_escape;
+    let h = q(HOSTILE);
+    // Every free-text field of the guardrail editor, written as the console writes it (the
+    // Bedrock-compatible API stores the same fields).
+    let form = format!(
+        "id=default&blocked_input={h}&blocked_output={h}&topic_name%5B0%5D=Evil&\
+         topic_definition%5B0%5D={h}&topic_examples%5B0%5D={h}&words={h}"
+    );
+    let res = call(&f, "/api/admin_save_draft", &form, admin).await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let want = |names: &[&str], html: &str, page: &str| {
+        for marker in ["<meta http-equiv=\"refresh\"", "<b id=\"gp-injected\""] {
+            if let Some(at) = html.find(marker) {
+                let from = html.floor_char_boundary(at.saturating_sub(300));
+                panic!(
+                    "{page}: the hostile text became markup: …{}",
+                    &html[from..at + 60]
+                );
+            }
+        }
+        let found = textareas(html);
+        for name in names {
+            let value = found
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("{page}: no textarea {name} in {found:?}"));
+            assert_eq!(value, HOSTILE, "{page}: textarea {name}");
+        }
+    };
+    let editor = page(
+        &f,
+        &format!("/guardrails/default?test_version=DRAFT&text={h}"),
+        "admin",
+    )
+    .await;
+    want(
+        &[
+            "blocked_input",
+            "blocked_output",
+            "topic_definition[0]",
+            "topic_examples[0]",
+            "words",
+            "text",
+        ],
+        &editor,
+        "guardrail editor",
+    );
+    let insights = page(&f, &format!("/insights?query={h}&range=1h"), "soc").await;
+    want(&["query"], &insights, "insights");
 }

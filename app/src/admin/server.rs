@@ -12,8 +12,8 @@
 
 use std::collections::BTreeMap;
 
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
 use gateway::config::ThrottleLimits;
 use gateway::features::{FeatureOverride, FeatureSettingsError};
 use gateway::guard::GuardrailRef;
@@ -25,7 +25,6 @@ use gateway::guard::policy::{
 use gateway::guard::registry::{RegistryError, parse_identifier, parse_version};
 use gateway::state::AppState;
 use leptos::prelude::*;
-use leptos_axum::ResponseOptions;
 
 use super::{
     ADMIN, AUDIT_READERS, AccountRow, AuditFilter, AuditPage, AuditRow, DiffLine, FILTER_TYPES,
@@ -62,11 +61,15 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable
 }
 
+/// A caller mistake (400; the status is set where the error becomes the response, see
+/// [`ApiError::status`]).
 fn invalid(message: impl Into<String>) -> ApiError {
-    if let Some(res) = use_context::<ResponseOptions>() {
-        res.set_status(StatusCode::BAD_REQUEST);
-    }
     ApiError::Invalid(message.into())
+}
+
+/// An id that names nothing (404).
+fn not_found(message: impl Into<String>) -> ApiError {
+    ApiError::NotFound(message.into())
 }
 
 fn from_accounts(e: AccountsError) -> ApiError {
@@ -78,11 +81,11 @@ fn from_accounts(e: AccountsError) -> ApiError {
 
 fn from_registry(e: RegistryError) -> ApiError {
     match e {
-        RegistryError::Validation(m)
-        | RegistryError::NotFound(m)
-        | RegistryError::Conflict(m)
-        | RegistryError::InUse(m)
-        | RegistryError::Quota(m) => invalid(m),
+        RegistryError::Validation(m) => invalid(m),
+        RegistryError::NotFound(m) => not_found(m),
+        RegistryError::Conflict(m) | RegistryError::InUse(m) | RegistryError::Quota(m) => {
+            ApiError::Conflict(m)
+        }
         RegistryError::Internal(m) => unavailable("guardrail registry", m),
     }
 }
@@ -644,7 +647,7 @@ pub async fn save_feature(
             .config
             .features
             .get(&feature)
-            .ok_or_else(|| invalid("there is no such feature"))?;
+            .ok_or_else(|| not_found("there is no such feature"))?;
         let [rpm, burst, tpm, tpd] = &limits;
         let rpm = parse_limit("requests per minute", rpm)?;
         let throttle = ThrottleLimits {
@@ -1482,7 +1485,7 @@ pub async fn test_guardrail(
             })
             .map_err(|e| match e {
                 gateway::guard::GuardError::NotFound(_) => {
-                    invalid(format!("guardrail {id} has no version {version}"))
+                    not_found(format!("guardrail {id} has no version {version}"))
                 }
                 other => unavailable("guardrail", other),
             })?;
@@ -1551,7 +1554,9 @@ async fn applied_test(
         .apply(&guardrail, source, &text)
         .await
         .map_err(|e| match e {
-            GuardError::NotFound(_) => invalid(format!("guardrail {id} has no version {version}")),
+            GuardError::NotFound(_) => {
+                not_found(format!("guardrail {id} has no version {version}"))
+            }
             other => unavailable("guardrail", other),
         })?;
     let findings: Vec<Finding> = outcome

@@ -26,6 +26,7 @@ use crate::admin::{
 };
 use crate::api::ApiError;
 use crate::flash_on;
+use crate::textarea;
 
 /// Empty rows offered for new topics and regexes.
 const BLANK_ROWS: usize = 2;
@@ -462,7 +463,7 @@ fn DraftEditor(doc: GuardrailDoc, save: ServerAction<AdminSaveDraft>) -> impl In
                             placeholder="What the topic covers"
                             aria-label=format!("Topic {} definition", i + 1)
                         >
-                            {definition}
+                            {textarea::value(&definition)}
                         </textarea>
                     </td>
                     <td>
@@ -472,7 +473,7 @@ fn DraftEditor(doc: GuardrailDoc, save: ServerAction<AdminSaveDraft>) -> impl In
                             placeholder="One example per line (up to 5)"
                             aria-label=format!("Topic {} examples", i + 1)
                         >
-                            {examples}
+                            {textarea::value(&examples)}
                         </textarea>
                     </td>
                 </tr>
@@ -592,13 +593,13 @@ fn DraftEditor(doc: GuardrailDoc, save: ServerAction<AdminSaveDraft>) -> impl In
                     <div class="field">
                         <label for="blocked-input">"Blocked prompt message"</label>
                         <textarea id="blocked-input" name="blocked_input" rows="2" maxlength="500" required>
-                            {doc.blocked_input.clone()}
+                            {textarea::value(&doc.blocked_input)}
                         </textarea>
                     </div>
                     <div class="field">
                         <label for="blocked-output">"Blocked answer message"</label>
                         <textarea id="blocked-output" name="blocked_output" rows="2" maxlength="500" required>
-                            {doc.blocked_output.clone()}
+                            {textarea::value(&doc.blocked_output)}
                         </textarea>
                     </div>
                 </div>
@@ -668,7 +669,7 @@ fn DraftEditor(doc: GuardrailDoc, save: ServerAction<AdminSaveDraft>) -> impl In
                     <div class="field">
                         <label for="words">{format!("Blocked words ({word_count})")}</label>
                         <textarea id="words" name="words" rows="8" class="mono" placeholder="Paste a list: one per line or comma-separated">
-                            {words}
+                            {textarea::value(&words)}
                         </textarea>
                         <label class="check">
                             <input type="checkbox" name="profanity" value="on" checked=doc.profanity />
@@ -833,7 +834,7 @@ fn TestPane(
                 <div class="field">
                     <label for="test-text">"Sample text"</label>
                     <textarea id="test-text" name="text" rows="3" maxlength=TEST_TEXT_MAX.to_string() required>
-                        {current_text}
+                        {textarea::value(&current_text)}
                     </textarea>
                 </div>
                 <button type="submit" class="btn btn-primary" data-testid="test-submit">

@@ -25,6 +25,7 @@ use crate::soc::api::{
     SyntaxError, WINDOWS, encode_component, insights_page, insights_url,
 };
 use crate::soc::highlight::{Class, Vocabulary, spans};
+use crate::textarea;
 
 /// The URL's parameters (everything but the sort, which never reaches the server).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -304,7 +305,7 @@ fn Editor(
                         }
                         on:scroll=move |_| sync_scroll()
                     >
-                        {move || p().query}
+                        {move || textarea::value(&p().query)}
                     </textarea>
                     <pre class="code-highlight" aria-hidden="true" node_ref=backdrop data-testid="query-highlight">
                         <Transition fallback=move || text.get()>

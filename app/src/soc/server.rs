@@ -204,11 +204,15 @@ pub fn start(
 pub fn stop(console: &Console, user: &User, id: &str, back: &str) -> Result<(), ApiError> {
     let soc = soc(console)?;
     if soc.queries.stop(&user.name, id).is_none() {
-        return Err(ApiError::Invalid("no such query".into()));
+        return Err(ApiError::NotFound("no such query of yours".into()));
     }
     tracing::info!(user = %user.name, query_id = %id, "insights query cancelled");
-    // Only ever back to the Insights page (no open redirect).
-    let back = if back.starts_with("/insights?") && back.len() <= 16_000 {
+    // Only ever back to the Insights page (no open redirect), and only in characters a header
+    // carries (the redirect would panic on others).
+    let back = if back.starts_with("/insights?")
+        && back.len() <= 16_000
+        && back.bytes().all(|b| b.is_ascii_graphic())
+    {
         back
     } else {
         "/insights"
@@ -377,7 +381,7 @@ pub fn csv(console: &Console, user: &User, id: &str) -> Result<String, ApiError>
         .poll(&user.name, id)
         .and_then(|s| s.results.clone())
     else {
-        return Err(ApiError::Invalid(
+        return Err(ApiError::NotFound(
             "no finished query with that id is yours".into(),
         ));
     };
@@ -679,9 +683,9 @@ pub async fn open_record(
         .find(request_id)
         .await
         .map_err(store_err)?
-        .ok_or_else(|| ApiError::Invalid("no such request in the audit trail".into()))?;
+        .ok_or_else(|| ApiError::NotFound("no such request in the audit trail".into()))?;
     let vault_key = event.vault_key.ok_or_else(|| {
-        ApiError::Invalid(
+        ApiError::NotFound(
             "this request has no vault record (it was refused before its prompt was processed)"
                 .into(),
         )
@@ -703,9 +707,9 @@ pub async fn open_record(
         .map_err(store_err)?;
     tracing::info!(user = %user.name, request_id, client = %from, "vault record opened");
     let record = soc.vault.open(&vault_key).await.map_err(|e| match e {
-        VaultError::NotFound => ApiError::Invalid("the record is no longer in the vault".into()),
+        VaultError::NotFound => ApiError::NotFound("the record is no longer in the vault".into()),
         VaultError::Expired => {
-            ApiError::Invalid("the record is past retention and can no longer be opened".into())
+            ApiError::NotFound("the record is past retention and can no longer be opened".into())
         }
         other => {
             tracing::error!(error = %other, "vault record could not be opened");
