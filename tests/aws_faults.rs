@@ -661,7 +661,7 @@ async fn a_record_s3_refuses_for_good_is_dead_lettered_and_delivery_goes_on() {
             let path = e.unwrap().path();
             path.to_string_lossy()
                 .ends_with(".reason")
-                .then(|| std::fs::read_to_string(path).unwrap())
+                .then(|| std::fs::read_to_string(&path).unwrap())
         })
         .collect();
     assert_eq!(reasons.len(), 3);

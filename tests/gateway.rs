@@ -797,7 +797,7 @@ model = "llama3.1:8b"
         let last = text
             .lines()
             .filter_map(|l| l.strip_prefix("data: "))
-            .last()
+            .next_back()
             .unwrap();
         let v: Value = serde_json::from_str(last).unwrap();
         assert_eq!(v["error"]["code"], "model_error", "{mode}: {text}");
