@@ -603,6 +603,100 @@ async fn stop_hang_and_restore_the_peers_mid_load_loses_and_doubles_nothing() {
     drop(gw);
 }
 
+/// `/readyz`'s `deadLetterRecords`.
+async fn dead_letters(http: &reqwest::Client, base: &str) -> Option<u64> {
+    let r = http.get(format!("{base}/readyz")).send().await.ok()?;
+    let body: serde_json::Value = r.json().await.ok()?;
+    body["deadLetterRecords"].as_u64()
+}
+
+/// S3 refuses some objects for good (as it refuses one too large): those requests are still
+/// acknowledged, their objects are set aside in `spool/dead/` and reported on `/readyz`, and
+/// delivery goes on: the audit events behind them and every later record reach AWS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_s3_refuses_for_good_is_dead_lettered_and_delivery_goes_on() {
+    let d = Deployment::new().await;
+    let peers = Peers::start();
+    let gw = e2e::Gateway::start(Some(&d.config(&peers)), &ENV);
+    let token = gw.token("alice@example.com", "default");
+    let http = reqwest::Client::new();
+    let send = |prompt: String| {
+        let (http, url, token) = (http.clone(), gw.url("/v1/chat/completions"), token.clone());
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"messages": [{"role": "user", "content": prompt}]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.headers()["x-request-id"].to_str().unwrap().to_string()
+        }
+    };
+    peers.s3.set(Mode::Reject);
+    let mut refused = Vec::new();
+    for i in 0..3 {
+        refused.push(send(format!("refused {i} {}", uuid::Uuid::new_v4())).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (dead, waiting) = (
+            dead_letters(&http, &gw.base).await,
+            spooled(&http, &gw.base).await,
+        );
+        if dead == Some(3) && waiting == Some(0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not dead-lettered: dead {dead:?}, waiting {waiting:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let dead_dir = gw.data_dir.path().join("spool").join("dead");
+    let reasons: Vec<String> = std::fs::read_dir(&dead_dir)
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            path.to_string_lossy()
+                .ends_with(".reason")
+                .then(|| std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    assert_eq!(reasons.len(), 3);
+    assert!(
+        reasons.iter().all(|r| r.contains("EntityTooLarge")),
+        "{reasons:?}"
+    );
+
+    peers.s3.set(Mode::Pass);
+    let mut later = Vec::new();
+    for i in 0..3 {
+        later.push(send(format!("later {i} {}", uuid::Uuid::new_v4())).await);
+    }
+    drained(&gw.base, Duration::from_secs(60)).await;
+    let keys = vault_keys(&d).await;
+    for id in &later {
+        assert!(
+            keys.iter().any(|k| k.ends_with(id.as_str())),
+            "{id} not in S3: {keys:?}"
+        );
+    }
+    for id in &refused {
+        assert!(!keys.iter().any(|k| k.ends_with(id.as_str())), "{id} in S3");
+    }
+    let events = audit_events(&d).await;
+    for id in refused.iter().chain(&later) {
+        assert_eq!(
+            events.iter().filter(|e| &e.request_id == id).count(),
+            1,
+            "{id}: one audit event"
+        );
+    }
+    assert_eq!(dead_letters(&http, &gw.base).await, Some(3));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_killed_with_a_full_spool_replays_it_after_restart() {
     let d = Deployment::new().await;

@@ -292,6 +292,22 @@ async fn bedrock_failures_are_clear_errors_without_prompt_text() {
     assert!(!text.contains("secret-prompt-words"), "{text}");
     assert_eq!(audit_event(&gw, &request_id)["status"], 502);
 
+    // A ConverseStream that ends without `messageStop` was cut short: an error event, no
+    // `[DONE]`, and the audit event says 502.
+    let resp = chat(
+        &gw,
+        &token,
+        json!({"stream": true, "messages": [{"role": "user", "content": "FAIL_NOSTOP secret-prompt-words"}]}),
+    )
+    .await;
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let text = resp.text().await.unwrap();
+    assert!(!text.contains("data: [DONE]"), "{text}");
+    assert!(!text.contains("\"finish_reason\":\"stop\""), "{text}");
+    let last: Value = serde_json::from_str(sse_events(&text).last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "model_error", "{text}");
+    assert_eq!(audit_event(&gw, &request_id)["status"], 502);
+
     // A conversation Bedrock cannot take (no user turn) is refused without calling it.
     let before = fake.calls().len();
     let resp = chat(

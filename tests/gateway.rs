@@ -641,6 +641,170 @@ api_key = "sk-upstream-secret"
     assert!(String::from_utf8_lossy(&out.stderr).contains("search"));
 }
 
+#[tokio::test]
+async fn stop_sequences_and_names_are_bounded_like_openai() {
+    let gw = Gateway::start(None, &[]);
+    let token = gw.token("user-stop", "default");
+    let prompt = "x ".repeat(50_000);
+    let many: Vec<String> = (0..2000).map(|i| format!("zz{i}")).collect();
+    for (stop, what) in [
+        (json!(many), "2,000 sequences"),
+        (json!(["a", "b", "c", "d", "e"]), "5 sequences"),
+        (json!("s".repeat(257)), "one sequence of 257 bytes"),
+        (
+            json!(["ok", "s".repeat(257)]),
+            "a list with one of 257 bytes",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let resp = chat(
+            &gw,
+            &token,
+            json!({"messages": [{"role": "user", "content": prompt}], "stop": stop}),
+        )
+        .await;
+        assert_eq!(resp.status(), 400, "{what}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["param"], "stop", "{what}: {v}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{what}"
+        );
+    }
+    let resp = chat(&gw, &token, json!({"messages": [{"role": "user", "content": "one two END three"}], "stop": ["END", "QQQ", "ZZZ", "s".repeat(256)]})).await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    let answer = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(answer.ends_with("one two "), "{answer}");
+    let resp = chat(
+        &gw,
+        &token,
+        json!({"messages": [{"role": "user", "content": "hi", "name": "n".repeat(257)}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let parts: Vec<Value> = (0..257)
+        .map(|_| json!({"type": "text", "text": "a"}))
+        .collect();
+    let resp = chat(
+        &gw,
+        &token,
+        json!({"messages": [{"role": "user", "content": parts}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+}
+
+/// An OpenAI-compatible upstream that answers badly, by the prompt: `ERROR200` an error object
+/// with HTTP 200 (its message quoting the prompt), `EMPTY` no choices, `NOFINISH` a choice
+/// without a finish reason; streamed, `CUT` closes after one delta (no finish, no `[DONE]`),
+/// `NODONE` sends a finish reason but closes before `[DONE]`, `NOFINISH` sends `[DONE]` without
+/// a finish reason, and `ERROREVENT` sends an error object as an event.
+async fn bad_upstream() -> String {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(|axum::Json(body): axum::Json<Value>| async move {
+            let prompt = body["messages"][0]["content"].as_str().unwrap_or("").to_string();
+            let error = json!({"error": {"message": format!("upstream echo: {prompt}"), "type": "server_error", "code": null}});
+            if body["stream"] == json!(true) {
+                let delta = |t: &str, finish: Option<&str>| {
+                    format!("data: {}\n\n", json!({"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": finish}]}))
+                };
+                let mut sse = delta("partial ", None);
+                if prompt.contains("NODONE") {
+                    sse.push_str(&delta("", Some("stop")));
+                } else if prompt.contains("NOFINISH") {
+                    sse.push_str("data: [DONE]\n\n");
+                } else if prompt.contains("ERROREVENT") {
+                    sse.push_str(&format!("data: {error}\n\n"));
+                }
+                // `CUT`: nothing more; the body ends and the connection closes.
+                axum::response::Response::builder().header("content-type", "text/event-stream").body(axum::body::Body::from(sse)).unwrap()
+            } else if prompt.contains("ERROR200") {
+                axum::Json(error).into_response()
+            } else if prompt.contains("EMPTY") {
+                axum::Json(json!({"id": "x", "object": "chat.completion", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}})).into_response()
+            } else {
+                axum::Json(json!({"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"}}]})).into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/v1")
+}
+
+fn audit_status(gw: &Gateway, request_id: &str) -> Value {
+    let event: String = gw
+        .audit_db()
+        .query_row(
+            "SELECT event_json FROM audit_events WHERE request_id = ?1",
+            [request_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    serde_json::from_str::<Value>(&event).unwrap()["status"].clone()
+}
+
+#[tokio::test]
+async fn upstream_errors_and_cut_streams_are_model_errors_never_answers() {
+    let base = bad_upstream().await;
+    let config = format!(
+        r#"
+[features.search]
+clients = ["search-app"]
+models = ["llama"]
+guardrail = "default"
+guardrail_version = "1"
+throttle = {{ requests_per_minute = 600, burst = 100, tokens_per_minute = 100000, tokens_per_day = 1000000 }}
+
+[models.llama]
+provider = "openai"
+base_url = "{base}"
+model = "llama3.1:8b"
+"#
+    );
+    let gw = Gateway::start(Some(&config), &[]);
+    let token = gw.token("dev-1", "search");
+    for mode in ["ERROR200", "EMPTY", "NOFINISH"] {
+        let resp = chat(&gw, &token, json!({"messages": [{"role": "user", "content": format!("{mode} secret-prompt-words")}]})).await;
+        assert_eq!(resp.status(), 502, "{mode}");
+        let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+        let body = resp.text().await.unwrap();
+        assert!(
+            !body.contains("secret-prompt-words") && !body.contains("upstream echo"),
+            "{mode}: {body}"
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"]["code"], "model_error", "{mode}: {body}");
+        assert_eq!(audit_status(&gw, &request_id), 502, "{mode}");
+    }
+    for mode in ["CUT", "NODONE", "NOFINISH", "ERROREVENT"] {
+        let resp = chat(&gw, &token, json!({"stream": true, "messages": [{"role": "user", "content": format!("{mode} secret-prompt-words")}]})).await;
+        let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+        let text = resp.text().await.unwrap();
+        assert!(!text.contains("[DONE]"), "{mode}: {text}");
+        assert!(
+            !text.contains("\"finish_reason\":\"stop\""),
+            "{mode}: {text}"
+        );
+        assert!(
+            !text.contains("secret-prompt-words") && !text.contains("upstream echo"),
+            "{mode}: {text}"
+        );
+        let last = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .next_back()
+            .unwrap();
+        let v: Value = serde_json::from_str(last).unwrap();
+        assert_eq!(v["error"]["code"], "model_error", "{mode}: {text}");
+        assert_eq!(audit_status(&gw, &request_id), 502, "{mode}");
+    }
+}
+
 /// Kill the gateway with SIGKILL in the middle of a load: every request it acknowledged has
 /// its audit event and a vault record that still decrypts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

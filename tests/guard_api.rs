@@ -340,3 +340,172 @@ fn guard_cli_reads_stdin_and_jsonl() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nonexistent.json"));
 }
+
+/// A signed request sent twice: one that changes the registry is refused the second time
+/// (403, Bedrock's error shape), a different one with the same key goes through, reads and
+/// ApplyGuardrail (which change nothing) may be repeated, and the SDK is unaffected.
+#[tokio::test]
+async fn a_replayed_signed_request_is_refused() {
+    use axum::http::{Method, Uri};
+    let gw = Gateway::start(None, &[]);
+    let (key, secret) = issue_key(&gw);
+    let host = gw.base.trim_start_matches("http://").to_string();
+    let http = reqwest::Client::new();
+    let send = |method: Method, path: String, body: String, headers: Vec<(String, String)>| {
+        let http = http.clone();
+        let url = gw.url(&path);
+        async move {
+            let mut call = http.request(method, url).body(body);
+            for (k, v) in headers {
+                call = call.header(k, v);
+            }
+            call.send().await.unwrap()
+        }
+    };
+    let sign = |method: &Method, path: &str, body: &str| {
+        let uri: Uri = path.parse().unwrap();
+        gateway::guard::sigv4::sign(
+            method,
+            &uri,
+            &host,
+            body.as_bytes(),
+            &key,
+            &secret,
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap()
+    };
+
+    // CreateGuardrail sent twice would make two guardrails: the second is refused.
+    let create =
+        r#"{"name":"replayed","blockedInputMessaging":"no","blockedOutputsMessaging":"no"}"#;
+    let signed = sign(&Method::POST, "/guardrails", create);
+    let first = send(
+        Method::POST,
+        "/guardrails".into(),
+        create.into(),
+        signed.clone(),
+    )
+    .await;
+    assert_eq!(first.status(), 202);
+    let id = first.json::<serde_json::Value>().await.unwrap()["guardrailId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let again = send(Method::POST, "/guardrails".into(), create.into(), signed).await;
+    assert_eq!(again.status(), 403);
+    assert_eq!(
+        again.headers()["x-amzn-errortype"].to_str().unwrap(),
+        "AccessDeniedException"
+    );
+    let v: serde_json::Value = again.json().await.unwrap();
+    assert!(v["message"].is_string(), "{v}");
+
+    // UpdateGuardrail and CreateGuardrailVersion likewise; a different request with the same
+    // key, in the same second, goes through.
+    let path = format!("/guardrails/{id}");
+    let update =
+        r#"{"name":"replayed","blockedInputMessaging":"still no","blockedOutputsMessaging":"no"}"#;
+    let signed = sign(&Method::PUT, &path, update);
+    assert_eq!(
+        send(Method::PUT, path.clone(), update.into(), signed.clone())
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        send(Method::PUT, path.clone(), update.into(), signed)
+            .await
+            .status(),
+        403
+    );
+    let version = r#"{"description":"v1"}"#;
+    let signed = sign(&Method::POST, &path, version);
+    assert_eq!(
+        send(Method::POST, path.clone(), version.into(), signed.clone())
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        send(Method::POST, path.clone(), version.into(), signed)
+            .await
+            .status(),
+        403
+    );
+    let other = r#"{"description":"v2"}"#;
+    let signed = sign(&Method::POST, &path, other);
+    assert_eq!(
+        send(Method::POST, path.clone(), other.into(), signed)
+            .await
+            .status(),
+        202
+    );
+
+    // Reads and ApplyGuardrail change nothing and may be repeated (boto3 signs two identical
+    // applies within a second alike).
+    let signed = sign(&Method::GET, "/guardrails", "");
+    let apply_path = format!("/guardrail/{id}/version/1/apply");
+    let apply = r#"{"source":"INPUT","content":[{"text":{"text":"mail ann@example.com"}}]}"#;
+    let signed_apply = sign(&Method::POST, &apply_path, apply);
+    for _ in 0..2 {
+        assert_eq!(
+            send(
+                Method::GET,
+                "/guardrails".into(),
+                String::new(),
+                signed.clone()
+            )
+            .await
+            .status(),
+            200
+        );
+        assert_eq!(
+            send(
+                Method::POST,
+                apply_path.clone(),
+                apply.into(),
+                signed_apply.clone()
+            )
+            .await
+            .status(),
+            200
+        );
+    }
+
+    // DeleteGuardrail replayed is refused too.
+    let signed = sign(&Method::DELETE, &path, "");
+    assert_eq!(
+        send(Method::DELETE, path.clone(), String::new(), signed.clone())
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        send(Method::DELETE, path.clone(), String::new(), signed)
+            .await
+            .status(),
+        403
+    );
+
+    // The SDK signs each call anew: the same call twice in a row is two requests.
+    let (bedrock, _) = clients(&gw, &key, &secret);
+    let created = bedrock
+        .create_guardrail()
+        .name("sdk-twice")
+        .blocked_input_messaging("no")
+        .blocked_outputs_messaging("no")
+        .send()
+        .await
+        .unwrap();
+    for expected in ["1", "2"] {
+        let out = bedrock
+            .create_guardrail_version()
+            .guardrail_identifier(created.guardrail_id())
+            .description("same call")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.version(), expected);
+    }
+}

@@ -114,6 +114,10 @@ pub struct Overview {
     /// CloudWatch (as `/readyz` reports them); `None` on the embedded default.
     #[serde(default)]
     pub spooled_records: Option<u64>,
+    /// On `backend = "aws"`: spooled records that can never be delivered (refused by the
+    /// service, or corrupt), kept in `spool/dead/` (`/readyz` `deadLetterRecords`).
+    #[serde(default)]
+    pub dead_letter_records: Option<u64>,
 }
 
 /// A latency percentile as the histogram knows it: in `[lower_ms, upper_ms)`, `upper_ms`
@@ -321,8 +325,10 @@ pub async fn whoami() -> Result<UserInfo, ApiError> {
 pub async fn load_overview(range: Range) -> Result<Overview, ApiError> {
     let (console, _) = crate::context::require_user().await?;
     let mut overview = read_overview(&console, range, gateway::now_ms()).await?;
-    overview.spooled_records = leptos::prelude::use_context::<gateway::state::AppState>()
-        .and_then(|state| state.spool.as_ref().map(|spool| spool.backlog()));
+    let spool = leptos::prelude::use_context::<gateway::state::AppState>()
+        .and_then(|state| state.spool.clone());
+    overview.spooled_records = spool.as_ref().map(|spool| spool.backlog());
+    overview.dead_letter_records = spool.as_ref().map(|spool| spool.dead_letters());
     Ok(overview)
 }
 
@@ -385,6 +391,7 @@ pub async fn read_overview(
     };
     Ok(Overview {
         spooled_records: None,
+        dead_letter_records: None,
         range,
         since_ms,
         until_ms,

@@ -22,7 +22,8 @@ use crate::guard::{GuardrailRef, Source, StreamStep, TextAction};
 use crate::model::{ModelMessage, ModelRequest, StreamEvent, estimate_prompt_tokens};
 use crate::openai::{
     AssistantMessage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Choice,
-    ChunkChoice, Delta, MAX_MESSAGE_BYTES, Usage,
+    ChunkChoice, Delta, MAX_CONTENT_PARTS, MAX_MESSAGE_BYTES, MAX_NAME_BYTES, MAX_STOP_BYTES,
+    MAX_STOP_SEQUENCES, MessageContent, Stop, Usage,
 };
 use crate::state::AppState;
 use crate::vault::{VaultRecord, object_key};
@@ -320,7 +321,10 @@ async fn run(
             .stop
             .clone()
             .map(|s| s.into_vec())
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect(),
     };
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(state.config.server.request_timeout_secs);
@@ -456,6 +460,24 @@ fn validate(
             Some("top_p"),
         ));
     }
+    if let Some(stop) = &request.stop {
+        let stops: &[String] = match stop {
+            Stop::One(one) => std::slice::from_ref(one),
+            Stop::Many(many) => many,
+        };
+        if stops.len() > MAX_STOP_SEQUENCES {
+            return Err(ApiError::invalid(
+                format!("stop may contain at most {MAX_STOP_SEQUENCES} sequences."),
+                Some("stop"),
+            ));
+        }
+        if stops.iter().any(|s| s.len() > MAX_STOP_BYTES) {
+            return Err(ApiError::invalid(
+                format!("Each stop sequence may be at most {MAX_STOP_BYTES} bytes long."),
+                Some("stop"),
+            ));
+        }
+    }
     if request.max_completion_tokens.or(request.max_tokens) == Some(0) {
         return Err(ApiError::invalid(
             "max_tokens must be at least 1.",
@@ -464,6 +486,24 @@ fn validate(
     }
     let mut out = Vec::with_capacity(request.messages.len());
     for (i, message) in request.messages.iter().enumerate() {
+        if message
+            .name
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_NAME_BYTES)
+        {
+            return Err(ApiError::invalid(
+                format!("messages[{i}].name is longer than {MAX_NAME_BYTES} bytes."),
+                Some("messages"),
+            ));
+        }
+        if let Some(MessageContent::Parts(parts)) = &message.content
+            && parts.len() > MAX_CONTENT_PARTS
+        {
+            return Err(ApiError::invalid(
+                format!("messages[{i}] has more than {MAX_CONTENT_PARTS} content parts."),
+                Some("messages"),
+            ));
+        }
         let text = message
             .text()
             .map_err(|e| ApiError::invalid(format!("messages[{i}]: {e}"), Some("messages")))?;
@@ -666,6 +706,8 @@ async fn stream_task(
     let mut status = 200u16;
     let mut failure: Option<ApiError> = None;
     let mut blocked = false;
+    // Whether the provider said the answer was complete; a stream that just ends was cut short.
+    let mut model_done = false;
     loop {
         if client_gone {
             break;
@@ -678,7 +720,14 @@ async fn stream_task(
             }
         };
         match next {
-            None => break,
+            None => {
+                if !model_done {
+                    failure = Some(ApiError::ModelFailed(
+                        "the model stream ended without finishing".into(),
+                    ));
+                }
+                break;
+            }
             Some(Ok(StreamEvent::Delta(text))) => {
                 ex.raw_output.push_str(&text);
                 let step = guard.push(&text).await;
@@ -704,6 +753,7 @@ async fn stream_task(
                 ex.input_tokens = input_tokens;
                 ex.output_tokens = output_tokens;
                 finish = finish_reason.as_openai();
+                model_done = true;
             }
             Some(Err(e)) => {
                 failure = Some(ApiError::ModelFailed(e.to_string()));

@@ -6,6 +6,14 @@ use serde_json::Value;
 
 /// Most bytes of text in one message (after JSON decoding).
 pub const MAX_MESSAGE_BYTES: usize = 512 * 1024;
+/// Most stop sequences in one request (OpenAI's limit: "up to 4 sequences").
+pub const MAX_STOP_SEQUENCES: usize = 4;
+/// Longest stop sequence, in bytes (OpenAI documents none; a stop sequence is a few tokens).
+pub const MAX_STOP_BYTES: usize = 256;
+/// Longest participant `name` of a message, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Most content parts in one message.
+pub const MAX_CONTENT_PARTS: usize = 256;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChatCompletionRequest {

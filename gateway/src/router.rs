@@ -225,8 +225,15 @@ async fn readyz(State(state): State<AppState>) -> Response {
     // Records waiting in the durable spool (AWS backends) are not lost, but an operator should
     // see them: the gateway stays ready and says how many there are.
     let spooled = state.spool.as_ref().map_or(0, |spool| spool.backlog());
+    // Records that can never be delivered (kept in `spool/dead/`) need an operator too.
+    let dead = state.spool.as_ref().map_or(0, |spool| spool.dead_letters());
     match state.audit.find("readyz-probe").await {
-        Ok(_) => Json(json!({ "status": "ready", "spooledRecords": spooled })).into_response(),
+        Ok(_) => Json(json!({
+            "status": "ready",
+            "spooledRecords": spooled,
+            "deadLetterRecords": dead,
+        }))
+        .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "not ready: audit store");
             (

@@ -9,7 +9,8 @@
 //! streamed, with fixed usage (`inputTokens` 1000 + number of messages, `outputTokens` the word
 //! count) so tests can tell reported usage from an estimate. A last user text containing
 //! `FAIL_THROTTLE` gets a `ThrottlingException` (HTTP 429); `FAIL_MIDSTREAM` gets one delta and
-//! then a `modelStreamErrorException` event; `LEAK_EMAIL` gets an answer holding an email address.
+//! then a `modelStreamErrorException` event; `FAIL_NOSTOP` gets one delta and then the end of the
+//! stream without `messageStop`; `LEAK_EMAIL` gets an answer holding an email address.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -221,6 +222,13 @@ async fn converse_stream(
             "exception",
             "modelStreamErrorException",
             json!({"message": "the model stopped", "originalStatusCode": 500}),
+        ));
+    } else if prompt.contains("FAIL_NOSTOP") {
+        // Cut short: a delta, and the stream ends without `messageStop`.
+        frames.push(frame(
+            "event",
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": "partial "}}),
         ));
     } else {
         for word in &words {

@@ -7,6 +7,8 @@
 //!   are refused) and every open connection is reset.
 //! - [`Mode::Hang`]: the peer accepts connections and reads requests but never answers.
 //! - [`Mode::Throttle`]: every request is answered `503` with a `ThrottlingException` body.
+//! - [`Mode::Reject`]: every request is answered `400 EntityTooLarge` in S3's XML error shape: a
+//!   refusal of the request itself, which no retry will change (for the S3 peer).
 //!
 //! Each switch resets every connection opened before it (RST, so the client sees the peer go
 //! away rather than a clean close), and a switch back to [`Mode::Pass`] re-binds the same port:
@@ -29,6 +31,7 @@ pub enum Mode {
     Refuse,
     Hang,
     Throttle,
+    Reject,
 }
 
 /// Largest request head read in [`Mode::Throttle`].
@@ -183,7 +186,24 @@ async fn connection(
                 std::future::pending::<()>().await;
             }
             Mode::Throttle => {
-                let _ = throttle(&mut client).await;
+                let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+                let _ = answer_every_request(
+                    &mut client,
+                    "503 Service Unavailable\r\ncontent-type: application/x-amz-json-1.1\r\n\
+                     x-amzn-errortype: ThrottlingException",
+                    body,
+                )
+                .await;
+            }
+            Mode::Reject => {
+                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>EntityTooLarge</Code>\
+                            <Message>Your proposed upload exceeds the maximum allowed size</Message></Error>";
+                let _ = answer_every_request(
+                    &mut client,
+                    "400 Bad Request\r\ncontent-type: application/xml",
+                    body,
+                )
+                .await;
             }
             Mode::Refuse => {}
         }
@@ -199,9 +219,13 @@ async fn connection(
     }
 }
 
-/// Answer every request on the connection `503 ThrottlingException`.
-async fn throttle(client: &mut TcpStream) -> std::io::Result<()> {
-    let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+/// Answer every request on the connection with `status_and_headers` (the status line's rest and
+/// header lines, without the last CRLF) and `body`.
+async fn answer_every_request(
+    client: &mut TcpStream,
+    status_and_headers: &str,
+    body: &str,
+) -> std::io::Result<()> {
     loop {
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
@@ -220,8 +244,7 @@ async fn throttle(client: &mut TcpStream) -> std::io::Result<()> {
         let mut rest = vec![0u8; length.min(64 * 1024 * 1024)];
         client.read_exact(&mut rest).await?;
         let response = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/x-amz-json-1.1\r\n\
-             x-amzn-errortype: ThrottlingException\r\ncontent-length: {}\r\n\r\n{body}",
+            "HTTP/1.1 {status_and_headers}\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         );
         client.write_all(response.as_bytes()).await?;

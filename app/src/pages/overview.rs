@@ -122,6 +122,7 @@ fn OverviewBody(overview: Overview, loading: ReadSignal<bool>) -> impl IntoView 
         chart_svg,
         tokens_svg,
         spooled_records,
+        dead_letter_records,
         ..
     } = overview;
     let rate = if requests == 0 {
@@ -149,8 +150,19 @@ fn OverviewBody(overview: Overview, loading: ReadSignal<bool>) -> impl IntoView 
             </p>
         }
     });
+    let dead_notice = dead_letter_records.filter(|n| *n > 0).map(|n| {
+        view! {
+            <p class="alert" role="alert" data-testid="spool-dead-letters">
+                {format!(
+                    "{} spooled records could never be delivered (refused by the service, or damaged) and were set aside in the spool's dead-letter folder (spool/dead, with the reason beside each); to retry them, stop the gateway and move them back into spool/.",
+                    group_thousands(n),
+                )}
+            </p>
+        }
+    });
     view! {
         {spool_notice}
+        {dead_notice}
         <section class="stats" aria-label="Headline numbers">
             <div class="stat">
                 <span class="stat-label">"Requests"</span>

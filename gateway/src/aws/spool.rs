@@ -27,9 +27,24 @@
 //! it was written, and a hanging service costs one timeout, not one per request. Replay takes
 //! the oldest entries in windows of [`REPLAY_WINDOW`], delivers a window concurrently (audit
 //! events of one window reach CloudWatch in order, as one batch), removes each delivered entry,
-//! and stops the pass at a window with a failure; it runs every few seconds while there is a
-//! backlog, back to back while it is making progress, and after restarts (the backlog is
-//! re-read from disk).
+//! and stops the pass at a window with a transient failure; it runs every few seconds while
+//! there is a backlog (backing off up to [`MAX_REPLAY_BACKOFF`] while nothing gets through),
+//! back to back while it is making progress, and after restarts (the backlog is re-read from
+//! disk).
+//!
+//! **Undeliverable entries.** A failure is transient (throttling, a 5xx, a timeout, no
+//! connection, and refusals about the deployment rather than the entry: access denied, a KMS
+//! key disabled; retried, and the pass stops so order is kept) or deterministic (the service
+//! refuses the entry itself: validation, too large, a timestamp CloudWatch will not take; or
+//! the entry is corrupt: it does not decrypt or decode). A deterministic failure
+//! moves the entry to `spool/dead/` (same file, plus `<name>.reason` saying why) and replay
+//! goes on behind it, so one bad entry never blocks delivery. [`Spool::dead_letters`] counts
+//! them (`/readyz` `deadLetterRecords`, the console's overview). Dead-lettered files stay
+//! encrypted; to retry them, stop the gateway and move them back into `spool/`.
+//!
+//! **Bounded.** Waiting and dead-lettered entries together are at most
+//! [`SpoolLimits::max_entries`] files and [`SpoolLimits::max_bytes`] bytes; beyond that a new
+//! record is refused (the request fails with 503) rather than an acknowledged one dropped.
 //!
 //! **Exactly once.** S3 puts are write-once (`If-None-Match: *`; an existing object is an
 //! earlier attempt of the same put, see `super::s3`), so a replay that repeats a put is
@@ -89,6 +104,74 @@ const RETRY_SOON: Duration = Duration::from_millis(250);
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest spool file read back.
 const MAX_ENTRY_BYTES: u64 = 96 * 1024 * 1024;
+/// Longest pause between replay passes that deliver nothing.
+pub const MAX_REPLAY_BACKOFF: Duration = Duration::from_secs(30);
+/// The dead-letter directory under `spool/`.
+pub const DEAD_DIR: &str = "dead";
+/// Longest reason text kept beside a dead-lettered entry.
+const MAX_REASON_BYTES: usize = 1024;
+
+/// How much the spool may hold (waiting and dead-lettered entries together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolLimits {
+    pub max_entries: u64,
+    pub max_bytes: u64,
+}
+
+impl Default for SpoolLimits {
+    /// 100,000 entries and 4 GiB: hours of traffic at a steady rate while AWS is away.
+    fn default() -> SpoolLimits {
+        SpoolLimits {
+            max_entries: 100_000,
+            max_bytes: 4 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why an entry was not delivered.
+#[derive(Debug)]
+enum Failure {
+    /// Worth retrying later: throttling, a 5xx, a timeout, no connection, a local I/O error.
+    Transient(String),
+    /// Fails the same way every time: the service refused the entry itself, or it is corrupt.
+    Permanent(String),
+}
+
+/// Error codes and texts of AWS answers that refuse the entry itself: the same request would
+/// be refused again. Anything else (throttling, 5xx, timeouts, connections) is transient, and
+/// so are refusals that are about the deployment rather than the entry (access denied, a
+/// disabled or pending-deletion KMS key): every entry fails alike, and they are delivered once
+/// the operator has fixed it, as the KMS key-state tests require.
+const PERMANENT_MARKERS: &[&str] = &[
+    "ValidationException",
+    "InvalidParameter",
+    "InvalidRequest",
+    "InvalidArgument",
+    "EntityTooLarge",
+    "KeyTooLong",
+    "MalformedXML",
+    "rejected the event's timestamp",
+];
+
+/// Classify a delivery error text (the stores' errors carry the AWS error code).
+fn classify(text: String) -> Failure {
+    if PERMANENT_MARKERS.iter().any(|m| text.contains(m)) {
+        Failure::Permanent(text)
+    } else {
+        Failure::Transient(text)
+    }
+}
+
+/// A vault error as a delivery failure: a malformed or undecryptable record never gets better.
+fn vault_failure(e: VaultError) -> Failure {
+    match e {
+        VaultError::Malformed(_) | VaultError::Decrypt => Failure::Permanent(e.to_string()),
+        // KMS refusals concern the key, not the entry: retried until the key is usable.
+        VaultError::Keys(_) => Failure::Transient(e.to_string()),
+        VaultError::Storage(_) => classify(e.to_string()),
+        VaultError::NotFound | VaultError::Expired => Failure::Transient(e.to_string()),
+    }
+}
 const AAD_PREFIX: &str = "golden-path-spool-v1:";
 const KEK_AAD_PREFIX: &[u8] = b"golden-path-spool-kek-v1:";
 const KEY_LEN: usize = 32;
@@ -125,6 +208,12 @@ pub struct Spool {
     kms: OnceLock<Arc<KmsKeys>>,
     next: AtomicU64,
     backlog: AtomicU64,
+    /// Entries moved to `spool/dead/`.
+    dead: AtomicU64,
+    /// Files and bytes held (waiting, dead-lettered, and being written), against `limits`.
+    used_entries: AtomicU64,
+    used_bytes: AtomicU64,
+    limits: SpoolLimits,
     replaying: tokio::sync::Mutex<()>,
     /// Entries whose delivery may have reached AWS without an answer: a failed replay attempt
     /// in this process, or (after a restart) the first window, which may have been in flight
@@ -167,6 +256,16 @@ impl Spool {
         objects: Arc<dyn ObjectStore>,
         audit: Arc<dyn AuditStore>,
     ) -> Result<Arc<Spool>, String> {
+        Spool::open_with(data_dir, objects, audit, SpoolLimits::default())
+    }
+
+    /// [`Spool::open`] with explicit bounds.
+    pub fn open_with(
+        data_dir: &Path,
+        objects: Arc<dyn ObjectStore>,
+        audit: Arc<dyn AuditStore>,
+        limits: SpoolLimits,
+    ) -> Result<Arc<Spool>, String> {
         let dir = data_dir.join("spool");
         crate::secret_file::private_dir(&dir)
             .map_err(|e| format!("cannot create the spool dir {}: {e}", dir.display()))?;
@@ -191,12 +290,34 @@ impl Spool {
                 return Err(format!("cannot lock {}: {e}", lock_path.display()));
             }
         };
-        let pending = if owner {
-            list(&dir).map_err(|e| format!("cannot read the spool: {e}"))?
+        let (pending, dead) = if owner {
+            let dead_dir = dir.join(DEAD_DIR);
+            let dead = if dead_dir.is_dir() {
+                list(&dead_dir).map_err(|e| format!("cannot read the spool's dead letters: {e}"))?
+            } else {
+                Vec::new()
+            };
+            (
+                list(&dir).map_err(|e| format!("cannot read the spool: {e}"))?,
+                dead,
+            )
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
-        let next = pending.last().map_or(0, |(seq, _)| seq + 1);
+        let used_bytes: u64 = pending
+            .iter()
+            .chain(&dead)
+            .filter_map(|(_, path)| std::fs::metadata(path).ok())
+            .map(|m| m.len())
+            .sum();
+        // Past every sequence number in use, dead letters included (their names are kept).
+        let next = pending
+            .last()
+            .into_iter()
+            .chain(dead.last())
+            .map(|(seq, _)| seq + 1)
+            .max()
+            .unwrap_or(0);
         let uncertain = pending
             .iter()
             .take(REPLAY_WINDOW)
@@ -211,6 +332,10 @@ impl Spool {
             kms: OnceLock::new(),
             next: AtomicU64::new(next),
             backlog: AtomicU64::new(pending.len() as u64),
+            dead: AtomicU64::new(dead.len() as u64),
+            used_entries: AtomicU64::new((pending.len() + dead.len()) as u64),
+            used_bytes: AtomicU64::new(used_bytes),
+            limits,
             replaying: tokio::sync::Mutex::new(()),
             uncertain: std::sync::Mutex::new(uncertain),
             owner,
@@ -221,6 +346,11 @@ impl Spool {
     /// Entries waiting to be delivered.
     pub fn backlog(&self) -> u64 {
         self.backlog.load(Ordering::Relaxed)
+    }
+
+    /// Entries that can never be delivered, kept in `spool/dead/`.
+    pub fn dead_letters(&self) -> u64 {
+        self.dead.load(Ordering::Relaxed)
     }
 
     /// The vault's object store with the spool behind it.
@@ -251,6 +381,8 @@ impl Spool {
         }
         let weak: Weak<Spool> = Arc::downgrade(self);
         tokio::spawn(async move {
+            // Passes in a row that delivered nothing and failed: the pause doubles each time.
+            let mut idle_failures = 0u32;
             loop {
                 let (delivered, failed) = {
                     let Some(spool) = weak.upgrade() else { return };
@@ -267,17 +399,28 @@ impl Spool {
                     }
                 };
                 match (delivered, failed) {
-                    (0, _) => tokio::time::sleep(every).await,
+                    (0, true) => {
+                        idle_failures = idle_failures.saturating_add(1);
+                        tokio::time::sleep(backoff(every, idle_failures)).await;
+                    }
+                    (0, false) => {
+                        idle_failures = 0;
+                        tokio::time::sleep(every).await;
+                    }
                     // Progress, then a failure: most likely a passing one; retry soon.
-                    (_, true) => tokio::time::sleep(RETRY_SOON).await,
-                    (_, false) => {}
+                    (_, true) => {
+                        idle_failures = 0;
+                        tokio::time::sleep(RETRY_SOON).await;
+                    }
+                    (_, false) => idle_failures = 0,
                 }
             }
         });
     }
 
-    /// Deliver spooled entries oldest first, a window at a time, stopping after the first
-    /// window with a failure; returns how many were delivered.
+    /// Deliver spooled entries oldest first, a window at a time, dead-lettering entries that
+    /// can never be delivered and stopping after the first window with a transient failure;
+    /// returns how many were delivered or dead-lettered.
     pub async fn replay(&self) -> Result<u64, String> {
         match self.replay_pass().await {
             (delivered, None) => Ok(delivered),
@@ -285,7 +428,8 @@ impl Spool {
         }
     }
 
-    /// One replay pass: how many entries were delivered, and the error that stopped it.
+    /// One replay pass: how many entries were delivered or dead-lettered, and the error that
+    /// stopped it.
     async fn replay_pass(&self) -> (u64, Option<String>) {
         let mut delivered = 0;
         let result = self.replay_into(&mut delivered).await;
@@ -303,19 +447,28 @@ impl Spool {
             .map_err(|e| format!("spool listing failed: {e}"))?
             .map_err(|e| format!("cannot read the spool: {e}"))?;
         for window in pending.chunks(REPLAY_WINDOW) {
+            let mut first_error = None;
             let mut entries = Vec::with_capacity(window.len());
             for (seq, path) in window {
-                entries.push((*seq, path, self.read(*seq, path)?));
+                match self.read(*seq, path) {
+                    Ok((entry, len)) => entries.push((*seq, path, entry, len)),
+                    Err(Failure::Permanent(reason)) => {
+                        self.dead_letter(*seq, path, &reason)?;
+                        *delivered += 1;
+                    }
+                    Err(Failure::Transient(e)) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
             }
             // Polled in order: the audit events of a window reach the writer in order.
             let results = futures::future::join_all(
                 entries
                     .iter()
-                    .map(|(seq, _, entry)| self.deliver(*seq, entry)),
+                    .map(|(seq, _, entry, _)| self.deliver(*seq, entry)),
             )
             .await;
-            let mut first_error = None;
-            for ((seq, path, _), result) in entries.iter().zip(results) {
+            for ((seq, path, _, len), result) in entries.iter().zip(results) {
                 match result {
                     Ok(()) => {
                         std::fs::remove_file(path).map_err(|e| {
@@ -323,9 +476,15 @@ impl Spool {
                         })?;
                         self.uncertain_set().remove(seq);
                         self.backlog.fetch_sub(1, Ordering::Relaxed);
+                        self.used_entries.fetch_sub(1, Ordering::Relaxed);
+                        self.used_bytes.fetch_sub(*len, Ordering::Relaxed);
                         *delivered += 1;
                     }
-                    Err(e) => {
+                    Err(Failure::Permanent(reason)) => {
+                        self.dead_letter(*seq, path, &reason)?;
+                        *delivered += 1;
+                    }
+                    Err(Failure::Transient(e)) => {
                         self.uncertain_set().insert(*seq);
                         first_error.get_or_insert(e);
                     }
@@ -335,6 +494,39 @@ impl Spool {
                 return Err(format!("not delivered yet: {e}"));
             }
         }
+        Ok(())
+    }
+
+    /// Move an entry that can never be delivered to `spool/dead/`, with the reason beside it,
+    /// so replay goes on behind it. The file stays as it was (encrypted); it still counts
+    /// against the spool's bounds.
+    fn dead_letter(&self, seq: u64, path: &Path, reason: &str) -> Result<(), String> {
+        let dead = self.dir.join(DEAD_DIR);
+        let name = path
+            .file_name()
+            .ok_or_else(|| format!("spool entry {seq} has no file name"))?;
+        let moved = (|| -> std::io::Result<()> {
+            std::fs::create_dir_all(&dead)?;
+            let mut why = reason.to_string();
+            if why.len() > MAX_REASON_BYTES {
+                let mut cut = MAX_REASON_BYTES;
+                while !why.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                why.truncate(cut);
+            }
+            let mut reason_name = name.to_os_string();
+            reason_name.push(".reason");
+            std::fs::write(dead.join(reason_name), format!("{why}\n"))?;
+            std::fs::rename(path, dead.join(name))?;
+            std::fs::File::open(&dead)?.sync_all()?;
+            std::fs::File::open(&self.dir)?.sync_all()
+        })();
+        moved.map_err(|e| format!("cannot dead-letter spool entry {seq}: {e}"))?;
+        self.uncertain_set().remove(&seq);
+        self.backlog.fetch_sub(1, Ordering::Relaxed);
+        self.dead.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(seq, reason = %reason, "spool entry can never be delivered; moved to spool/dead");
         Ok(())
     }
 
@@ -348,25 +540,29 @@ impl Spool {
     /// Deliver one entry. Object puts are bounded by [`REPLAY_TIMEOUT`] (a repeated put is
     /// harmless); audit events are not, since the CloudWatch writer may still deliver an event
     /// whose wait was abandoned; it answers within the SDK's own operation timeout.
-    async fn deliver(&self, seq: u64, entry: &Entry) -> Result<(), String> {
-        let not_yet = |e: String| format!("spool entry {seq}: {e}");
+    async fn deliver(&self, seq: u64, entry: &Entry) -> Result<(), Failure> {
+        let tag = |failure: Failure| match failure {
+            Failure::Transient(e) => Failure::Transient(format!("spool entry {seq}: {e}")),
+            Failure::Permanent(e) => Failure::Permanent(format!("spool entry {seq}: {e}")),
+        };
+        let audit_failure = |e: AuditError| tag(classify(e.to_string()));
         let uncertain = self.uncertain_set().contains(&seq);
         match entry {
             Entry::Object { key, bytes } => {
-                let bytes = B64
-                    .decode(bytes)
-                    .map_err(|_| not_yet("bad object bytes".into()))?;
-                bounded(self.objects.put(key, bytes)).await.map_err(not_yet)
+                let bytes = B64.decode(bytes).map_err(|_| {
+                    tag(Failure::Permanent("corrupt entry: bad object bytes".into()))
+                })?;
+                bounded(self.objects.put(key, bytes)).await.map_err(tag)
             }
             Entry::LocallyWrapped { key, bytes } => {
-                let bytes = B64
-                    .decode(bytes)
-                    .map_err(|_| not_yet("bad object bytes".into()))?;
+                let bytes = B64.decode(bytes).map_err(|_| {
+                    tag(Failure::Permanent("corrupt entry: bad object bytes".into()))
+                })?;
                 let bytes = self
                     .rewrap_with_kms(&bytes)
                     .await
-                    .map_err(|e| not_yet(e.to_string()))?;
-                bounded(self.objects.put(key, bytes)).await.map_err(not_yet)
+                    .map_err(|e| tag(vault_failure(e)))?;
+                bounded(self.objects.put(key, bytes)).await.map_err(tag)
             }
             Entry::Audit { event, attempted } => {
                 if (*attempted || uncertain)
@@ -374,16 +570,13 @@ impl Spool {
                         .audit
                         .find(&event.request_id)
                         .await
-                        .map_err(|e| not_yet(e.to_string()))?
+                        .map_err(|e| tag(Failure::Transient(e.to_string())))?
                     && found.timestamp == event.timestamp
                 {
                     tracing::debug!(seq, "spooled audit event had reached AWS; not repeated");
                     return Ok(());
                 }
-                self.audit
-                    .record(event)
-                    .await
-                    .map_err(|e| not_yet(e.to_string()))
+                self.audit.record(event).await.map_err(audit_failure)
             }
             Entry::Access { event, attempted } => {
                 if (*attempted || uncertain)
@@ -391,15 +584,12 @@ impl Spool {
                         .audit
                         .accesses(&event.request_id)
                         .await
-                        .map_err(|e| not_yet(e.to_string()))?
+                        .map_err(|e| tag(Failure::Transient(e.to_string())))?
                         .contains(event)
                 {
                     return Ok(());
                 }
-                self.audit
-                    .record_access(event)
-                    .await
-                    .map_err(|e| not_yet(e.to_string()))
+                self.audit.record_access(event).await.map_err(audit_failure)
             }
         }
     }
@@ -483,27 +673,32 @@ impl Spool {
         Ok(key)
     }
 
-    fn read(&self, seq: u64, path: &Path) -> Result<Entry, String> {
+    /// Read and open one entry, with its file's size. A file that is too large, truncated,
+    /// does not decrypt or does not decode is corrupt: it never gets better.
+    fn read(&self, seq: u64, path: &Path) -> Result<(Entry, u64), Failure> {
+        let corrupt = |what: &str| Failure::Permanent(format!("spool entry {seq} {what}"));
         let len = std::fs::metadata(path)
-            .map_err(|e| format!("spool entry {seq}: {e}"))?
+            .map_err(|e| Failure::Transient(format!("spool entry {seq}: {e}")))?
             .len();
         if len > MAX_ENTRY_BYTES {
-            return Err(format!("spool entry {seq} is too large"));
+            return Err(corrupt("is too large"));
         }
-        let mut buf =
-            Zeroizing::new(std::fs::read(path).map_err(|e| format!("spool entry {seq}: {e}"))?);
+        let mut buf = Zeroizing::new(
+            std::fs::read(path)
+                .map_err(|e| Failure::Transient(format!("spool entry {seq}: {e}")))?,
+        );
         if buf.len() < NONCE_LEN {
-            return Err(format!("spool entry {seq} is truncated"));
+            return Err(corrupt("is truncated"));
         }
         let (nonce, sealed) = buf.split_at_mut(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| format!("spool entry {seq} is truncated"))?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| corrupt("is truncated"))?;
         let aad = format!("{AAD_PREFIX}{seq}");
         let plain = self
             .key
             .open_in_place(nonce, Aad::from(aad.as_bytes()), sealed)
-            .map_err(|_| format!("spool entry {seq} does not decrypt (wrong key or damaged)"))?;
-        serde_json::from_slice(plain).map_err(|_| format!("spool entry {seq} is malformed"))
+            .map_err(|_| corrupt("does not decrypt (wrong key or damaged)"))?;
+        let entry = serde_json::from_slice(plain).map_err(|_| corrupt("is malformed"))?;
+        Ok((entry, len))
     }
 
     /// Write one entry durably.
@@ -536,11 +731,41 @@ impl Spool {
         file.extend_from_slice(&nonce);
         file.extend_from_slice(buf.as_slice());
         file.extend_from_slice(tag.as_ref());
+        let size = file.len() as u64;
+        // Reserve room first (concurrent pushes cannot overshoot together); a full spool
+        // refuses the record, so the request fails instead of an acknowledged record being lost.
+        let entries = self.used_entries.fetch_add(1, Ordering::Relaxed);
+        let bytes = self.used_bytes.fetch_add(size, Ordering::Relaxed);
+        let release = || {
+            self.used_entries.fetch_sub(1, Ordering::Relaxed);
+            self.used_bytes.fetch_sub(size, Ordering::Relaxed);
+        };
+        if entries >= self.limits.max_entries || bytes.saturating_add(size) > self.limits.max_bytes
+        {
+            release();
+            if log_now(&FULL_LOGGED) {
+                tracing::error!(
+                    backlog = self.backlog(),
+                    dead_letters = self.dead_letters(),
+                    "the local spool is full; refusing new records"
+                );
+            }
+            return Err(format!(
+                "the local spool is full ({} entries waiting, {} dead-lettered); AWS must \
+                 accept the backlog first",
+                self.backlog(),
+                self.dead_letters()
+            ));
+        }
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || write_durably(&dir, seq, &file))
+        let written = tokio::task::spawn_blocking(move || write_durably(&dir, seq, &file))
             .await
-            .map_err(|e| format!("spool write failed: {e}"))?
-            .map_err(|e| format!("spool write failed: {e}"))?;
+            .map_err(|e| format!("spool write failed: {e}"))
+            .and_then(|r| r.map_err(|e| format!("spool write failed: {e}")));
+        if let Err(e) = written {
+            release();
+            return Err(e);
+        }
         self.backlog.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -580,11 +805,18 @@ fn write_durably(dir: &Path, seq: u64, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// An object put bounded by [`REPLAY_TIMEOUT`].
-async fn bounded(put: impl Future<Output = Result<(), VaultError>>) -> Result<(), String> {
+async fn bounded(put: impl Future<Output = Result<(), VaultError>>) -> Result<(), Failure> {
     match tokio::time::timeout(REPLAY_TIMEOUT, put).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err("timed out".to_string()),
+        Ok(result) => result.map_err(vault_failure),
+        Err(_) => Err(Failure::Transient("timed out".to_string())),
     }
+}
+
+/// The pause after `failures` replay passes in a row that delivered nothing: `every`,
+/// doubling, at most [`MAX_REPLAY_BACKOFF`] (never less than `every`).
+fn backoff(every: Duration, failures: u32) -> Duration {
+    let doubled = every.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    doubled.min(MAX_REPLAY_BACKOFF.max(every))
 }
 
 /// Whether `bytes` is an envelope whose data key is wrapped under the spool KEK.
@@ -605,6 +837,8 @@ struct SpooledKeys {
 /// When the "spooled locally" warning was last logged (ms): during an outage every record is
 /// spooled, and one line per [`LOG_EVERY_MS`] says so instead of one per record.
 static SPOOLING_LOGGED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+/// When "the spool is full" was last logged (ms).
+static FULL_LOGGED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
 const LOG_EVERY_MS: i64 = 5_000;
 
 /// Whether a rate-limited warning may be logged now (and note that it was).
@@ -1005,5 +1239,237 @@ mod tests {
             *again.unwrap_local(&key.wrapped, &context).unwrap(),
             *key.plaintext
         );
+    }
+
+    /// An S3 stand-in that refuses some keys: `bad` ones deterministically (as S3 refuses an
+    /// object that is too large), `slow` ones transiently (as S3 throttles).
+    #[derive(Default)]
+    struct PickyStore {
+        stored: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl ObjectStore for PickyStore {
+        async fn put(&self, key: &str, _bytes: Vec<u8>) -> Result<(), VaultError> {
+            if key.contains("bad") {
+                return Err(VaultError::Storage(
+                    "S3 PutObject failed: EntityTooLarge: Your proposed upload exceeds the maximum allowed size".into(),
+                ));
+            }
+            if key.contains("slow") {
+                return Err(VaultError::Storage(
+                    "S3 PutObject failed: SlowDown: Please reduce your request rate.".into(),
+                ));
+            }
+            self.stored.lock().unwrap().push(key.to_string());
+            Ok(())
+        }
+        async fn get(&self, _key: &str) -> Result<Option<Vec<u8>>, VaultError> {
+            Ok(None)
+        }
+        async fn delete_older_than(&self, _before_ms: i64) -> Result<u64, VaultError> {
+            Ok(0)
+        }
+    }
+
+    fn object(key: &str) -> Entry {
+        Entry::Object {
+            key: key.into(),
+            bytes: B64.encode(b"sealed"),
+        }
+    }
+
+    fn picky_spool(dir: &Path, store: Arc<PickyStore>, limits: SpoolLimits) -> Arc<Spool> {
+        let audit = Arc::new(SqliteAuditStore::open(&dir.join("audit.db")).unwrap());
+        Spool::open_with(dir, store, audit, limits).unwrap()
+    }
+
+    fn dead_files(dir: &Path) -> Vec<(String, String)> {
+        let dead = dir.join("spool").join(DEAD_DIR);
+        let mut out: Vec<(String, String)> = list(&dead)
+            .unwrap()
+            .into_iter()
+            .map(|(_, path)| {
+                let mut reason = path.clone().into_os_string();
+                reason.push(".reason");
+                (
+                    path.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(reason).unwrap(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn an_undeliverable_or_corrupt_entry_is_dead_lettered_and_replay_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(PickyStore::default());
+        let spool = picky_spool(dir.path(), store.clone(), SpoolLimits::default());
+        for key in [
+            "prompts/a",
+            "prompts/bad",
+            "prompts/b",
+            "prompts/corrupt",
+            "prompts/c",
+        ] {
+            spool.push(object(key)).await.unwrap();
+        }
+        // Entry 3 is damaged on disk.
+        std::fs::write(
+            dir.path().join("spool").join(format!("{:020}.rec", 3)),
+            b"not a spool entry at all",
+        )
+        .unwrap();
+        assert_eq!(spool.backlog(), 5);
+
+        // One pass: the good entries are delivered, the bad and the corrupt set aside.
+        assert_eq!(spool.replay().await.unwrap(), 5);
+        assert_eq!(
+            *store.stored.lock().unwrap(),
+            ["prompts/a", "prompts/b", "prompts/c"]
+        );
+        assert_eq!(spool.backlog(), 0);
+        assert_eq!(spool.dead_letters(), 2);
+        let dead = dead_files(dir.path());
+        assert_eq!(dead.len(), 2);
+        assert_eq!(dead[0].0, format!("{:020}.rec", 1));
+        assert!(dead[0].1.contains("EntityTooLarge"), "{}", dead[0].1);
+        assert_eq!(dead[1].0, format!("{:020}.rec", 3));
+        assert!(dead[1].1.contains("does not decrypt"), "{}", dead[1].1);
+
+        // A transient failure is kept for the next pass (nothing dead-lettered), and the
+        // records behind it in the window still go.
+        spool.push(object("prompts/slow")).await.unwrap();
+        spool.push(object("prompts/d")).await.unwrap();
+        assert!(spool.replay().await.is_err());
+        assert_eq!(spool.backlog(), 1);
+        assert_eq!(spool.dead_letters(), 2);
+        assert!(
+            store
+                .stored
+                .lock()
+                .unwrap()
+                .contains(&"prompts/d".to_string())
+        );
+
+        // After a restart the dead letters are still counted, and new entries never take
+        // their sequence numbers.
+        drop(spool);
+        let spool = picky_spool(dir.path(), store.clone(), SpoolLimits::default());
+        assert_eq!((spool.backlog(), spool.dead_letters()), (1, 2));
+        spool.push(object("prompts/bad-again")).await.unwrap();
+        assert!(spool.replay().await.is_err());
+        assert_eq!(spool.dead_letters(), 3);
+        assert_eq!(dead_files(dir.path()).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_full_spool_refuses_new_records_rather_than_dropping_any() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(PickyStore::default());
+        let limits = SpoolLimits {
+            max_entries: 3,
+            max_bytes: 1024 * 1024,
+        };
+        let spool = picky_spool(dir.path(), store.clone(), limits);
+        // A dead letter counts against the bound too (it is still on disk).
+        spool.push(object("prompts/bad")).await.unwrap();
+        spool.replay().await.unwrap();
+        spool.push(object("prompts/slow-1")).await.unwrap();
+        spool.push(object("prompts/slow-2")).await.unwrap();
+        let refused = spool.push(object("prompts/x")).await.unwrap_err();
+        assert!(refused.contains("full"), "{refused}");
+        // Through the vault's store: a storage error, which the request path answers with 503.
+        let put = spool.objects().put("prompts/y", b"sealed".to_vec()).await;
+        assert!(matches!(put, Err(VaultError::Storage(_))), "{put:?}");
+        assert_eq!((spool.backlog(), spool.dead_letters()), (2, 1));
+        // Bytes are bounded as well.
+        let dir = tempfile::tempdir().unwrap();
+        let small = picky_spool(
+            dir.path(),
+            store,
+            SpoolLimits {
+                max_entries: 100,
+                max_bytes: 150,
+            },
+        );
+        small.push(object("prompts/slow-1")).await.unwrap();
+        assert!(small.push(object("prompts/slow-2")).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn readyz_reports_dead_letters() {
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(PickyStore::default());
+        let spool = picky_spool(dir.path(), store, SpoolLimits::default());
+        spool.push(object("prompts/bad")).await.unwrap();
+        spool.push(object("prompts/slow")).await.unwrap();
+        assert!(spool.replay().await.is_err());
+        let config = crate::config::Config {
+            data_dir: dir.path().join("gateway"),
+            ..crate::config::Config::default()
+        };
+        let mut state = crate::state::AppState::build(config).await.unwrap();
+        state.spool = Some(spool);
+        let response = crate::router::router(state)
+            .oneshot(
+                axum::http::Request::get("/readyz")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["spooledRecords"], 1, "{v}");
+        assert_eq!(v["deadLetterRecords"], 1, "{v}");
+    }
+
+    #[test]
+    fn failures_are_classified_and_backoff_is_bounded() {
+        for permanent in [
+            "S3 PutObject failed: EntityTooLarge: too big",
+            "CloudWatch PutLogEvents failed: InvalidParameterException: bad",
+            "CloudWatch rejected the event's timestamp (too old or too new)",
+        ] {
+            assert!(
+                matches!(classify(permanent.into()), Failure::Permanent(_)),
+                "{permanent}"
+            );
+        }
+        for transient in [
+            "S3 PutObject failed: SlowDown: reduce",
+            "S3 PutObject failed: AccessDenied: Access Denied",
+            "CloudWatch PutLogEvents failed: ThrottlingException: Rate exceeded",
+            "S3 PutObject failed: could not reach the service",
+            "S3 PutObject failed: timed out",
+            "S3 PutObject failed: InternalError: We encountered an internal error",
+        ] {
+            assert!(
+                matches!(classify(transient.into()), Failure::Transient(_)),
+                "{transient}"
+            );
+        }
+        assert!(matches!(
+            vault_failure(VaultError::Keys(
+                "KMS GenerateDataKey failed: DisabledException".into()
+            )),
+            Failure::Transient(_)
+        ));
+        assert!(matches!(
+            vault_failure(VaultError::Decrypt),
+            Failure::Permanent(_)
+        ));
+        let every = Duration::from_secs(5);
+        assert_eq!(backoff(every, 1), every);
+        assert_eq!(backoff(every, 2), Duration::from_secs(10));
+        assert_eq!(backoff(every, 100), MAX_REPLAY_BACKOFF);
     }
 }

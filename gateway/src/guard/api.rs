@@ -14,8 +14,11 @@
 //!
 //! Every request is SigV4-verified ([`sigv4`](super::sigv4)) against locally issued access
 //! keys before its body is parsed: handlers reach the body only through the [`Signed`]
-//! extractor. Errors are restJson1-shaped: the status of the error shape,
-//! `x-amzn-ErrorType`, and `{"message": ...}`; messages name fields, never echo guarded text.
+//! extractor. A request that changes the registry (POST, PUT, DELETE; not ApplyGuardrail, see
+//! [`changes_state`]) whose signature was already accepted is refused (403): a captured
+//! request cannot be replayed within its 15-minute window. Errors are restJson1-shaped: the
+//! status of the error shape, `x-amzn-ErrorType`, and `{"message": ...}`; messages name
+//! fields, never echo guarded text.
 
 use std::collections::HashMap;
 
@@ -48,6 +51,7 @@ pub fn routes() -> Router<AppState> {
             post(create_version).get(get).put(update).delete(delete),
         )
         .route("/guardrail/{id}/version/{version}/apply", post(apply))
+        .route_layer(axum::middleware::from_fn(forget_failed))
 }
 
 /// A Bedrock error: status, `x-amzn-ErrorType`, `{"message"}`.
@@ -132,10 +136,9 @@ fn authenticate(
     }
     let now = time::OffsetDateTime::now_utc();
     let reg = registry(state);
-    sigv4::verify(method, uri, headers, body, now, |id| {
+    let verified = sigv4::verify(method, uri, headers, body, now, |id| {
         reg.secret_for(id).ok().flatten()
     })
-    .map(|_| ())
     .map_err(|reason| {
         tracing::warn!(%reason, "guardrail API request refused");
         AwsError::new(
@@ -143,7 +146,60 @@ fn authenticate(
             "AccessDeniedException",
             "The request signature could not be verified.",
         )
-    })
+    })?;
+    if !changes_state(method, uri) {
+        return Ok(());
+    }
+    match SEEN_SIGNATURES.admit(&verified, now.unix_timestamp()) {
+        sigv4::Replay::Fresh => Ok(()),
+        sigv4::Replay::Repeated => {
+            tracing::warn!(
+                access_key_id = %verified.access_key_id,
+                "guardrail API request refused: signature replayed"
+            );
+            Err(AwsError::new(
+                StatusCode::FORBIDDEN,
+                "AccessDeniedException",
+                "This signed request was already received; sign each request anew.",
+            ))
+        }
+        sigv4::Replay::Full => Err(AwsError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "ThrottlingException",
+            "Too many signed requests in the replay window; retry later.",
+        )),
+    }
+}
+
+/// Whether a request changes the registry: every POST, PUT and DELETE but ApplyGuardrail.
+/// ApplyGuardrail changes nothing (a replay learns only the answer the original got), and
+/// boto3 signs no per-call nonce (`amz-sdk-invocation-id` is added after signing), so two
+/// identical applies within one second legitimately share a signature.
+fn changes_state(method: &Method, uri: &Uri) -> bool {
+    !(*method == Method::GET
+        || *method == Method::HEAD
+        || (uri.path().starts_with("/guardrail/") && uri.path().ends_with("/apply")))
+}
+
+/// Signatures of accepted requests that change the registry (create, update, version,
+/// delete), so a captured one cannot be replayed within its 15-minute window. Per process
+/// (each Lambda sandbox has its own).
+static SEEN_SIGNATURES: std::sync::LazyLock<sigv4::ReplayCache> =
+    std::sync::LazyLock::new(|| sigv4::ReplayCache::new(sigv4::MAX_REMEMBERED_SIGNATURES));
+
+/// A mutating request that failed on our side (5xx) or was throttled may be retried by the
+/// client with the same signature (the SDKs re-sign, but within the same second the signature
+/// is the same): its signature is forgotten.
+async fn forget_failed(req: Request, next: axum::middleware::Next) -> Response {
+    let signature = sigv4::signature_of(req.headers());
+    let response = next.run(req).await;
+    let status = response.status();
+    if (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS)
+        && let Some(signature) = signature
+    {
+        SEEN_SIGNATURES.forget(&signature);
+    }
+    response
 }
 
 /// A request whose SigV4 signature verified against a locally issued access key: its body.

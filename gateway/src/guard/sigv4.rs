@@ -8,6 +8,8 @@
 //! service must be `bedrock` (the signing name of both Bedrock and Bedrock Runtime).
 //!
 //! Every refusal is the same [`SigV4Error`] to the client; the reason is for the log only.
+//! A [`ReplayCache`] remembers accepted signatures until they leave that window, so the
+//! mutating routes can refuse a request sent twice.
 
 use aws_lc_rs::{constant_time, digest, hmac};
 use axum::http::{HeaderMap, Method, Uri};
@@ -226,8 +228,18 @@ pub fn signature(
     hex(&hmac_sign(&key, to_sign.as_bytes()))
 }
 
+/// What a verified request was signed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub access_key_id: String,
+    /// The signature, decoded: identifies this exact signed request.
+    pub signature: [u8; 32],
+    /// `x-amz-date`, in Unix seconds.
+    pub signed_at: i64,
+}
+
 /// Verify a request. `secret_for` looks an access key's secret up (`None` = unknown);
-/// returns the access key id on success.
+/// returns the access key id, signature and signing time on success.
 pub fn verify(
     method: &Method,
     uri: &Uri,
@@ -235,7 +247,7 @@ pub fn verify(
     body: &[u8],
     now: OffsetDateTime,
     secret_for: impl FnOnce(&str) -> Option<zeroize::Zeroizing<String>>,
-) -> Result<String, SigV4Error> {
+) -> Result<Verified, SigV4Error> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -274,7 +286,142 @@ pub fn verify(
     let expected = signature(&secret, amz_date, &auth, &canonical);
     constant_time::verify_slices_are_equal(expected.as_bytes(), auth.signature.as_bytes())
         .map_err(|_| SigV4Error::Mismatch)?;
-    Ok(auth.access_key_id.to_string())
+    let mut signature = [0u8; 32];
+    hex::decode_to_slice(auth.signature, &mut signature).map_err(|_| SigV4Error::Malformed)?;
+    Ok(Verified {
+        access_key_id: auth.access_key_id.to_string(),
+        signature,
+        signed_at: when.unix_timestamp(),
+    })
+}
+
+/// Most signatures a [`ReplayCache`] holds: a signature is kept until its signing time leaves
+/// the skew window (at most 30 minutes after it was seen), so this allows ~70 mutating
+/// requests a second, sustained, in ~20 MB at most.
+pub const MAX_REMEMBERED_SIGNATURES: usize = 128 * 1024;
+
+/// What [`ReplayCache::admit`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Not seen before; now remembered.
+    Fresh,
+    /// The same signed request was already accepted within its window.
+    Repeated,
+    /// The cache is full of signatures still inside their window: refuse rather than forget.
+    Full,
+}
+
+/// Signatures of accepted requests, each kept until its `x-amz-date` is more than
+/// [`MAX_SKEW_SECS`] in the past (after which [`verify`] refuses it anyway), so a captured
+/// request cannot be sent again. Bounded: at most `cap` signatures; beyond that new requests
+/// are refused ([`Replay::Full`]) until old ones expire. Per process (each Lambda sandbox has
+/// its own).
+#[derive(Debug)]
+pub struct ReplayCache {
+    cap: usize,
+    inner: std::sync::Mutex<ReplayInner>,
+}
+
+#[derive(Debug, Default)]
+struct ReplayInner {
+    /// Signature → (expiry, generation).
+    seen: std::collections::HashMap<[u8; 32], (i64, u64)>,
+    /// Expiries, oldest first; an entry whose generation no longer matches is stale.
+    expiries: std::collections::BinaryHeap<std::cmp::Reverse<(i64, u64, [u8; 32])>>,
+    generation: u64,
+}
+
+impl ReplayInner {
+    fn purge(&mut self, now: i64) {
+        while let Some(std::cmp::Reverse((expiry, generation, signature))) =
+            self.expiries.peek().copied()
+        {
+            if expiry >= now {
+                break;
+            }
+            self.expiries.pop();
+            if self
+                .seen
+                .get(&signature)
+                .is_some_and(|(_, g)| *g == generation)
+            {
+                self.seen.remove(&signature);
+            }
+        }
+    }
+}
+
+impl ReplayCache {
+    pub fn new(cap: usize) -> ReplayCache {
+        ReplayCache {
+            cap,
+            inner: std::sync::Mutex::new(ReplayInner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReplayInner> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Remember a verified request's signature, or say it was seen already (or that there is
+    /// no room). `now` in Unix seconds.
+    pub fn admit(&self, verified: &Verified, now: i64) -> Replay {
+        let mut inner = self.lock();
+        inner.purge(now);
+        if inner.seen.contains_key(&verified.signature) {
+            return Replay::Repeated;
+        }
+        if inner.seen.len() >= self.cap {
+            return Replay::Full;
+        }
+        // Stale heap entries (from `forget`) are bounded too: rebuild when they pile up.
+        if inner.expiries.len() >= self.cap.saturating_mul(2) {
+            let rebuilt = inner
+                .seen
+                .iter()
+                .map(|(sig, (expiry, generation))| std::cmp::Reverse((*expiry, *generation, *sig)))
+                .collect();
+            inner.expiries = rebuilt;
+        }
+        inner.generation += 1;
+        let generation = inner.generation;
+        let expiry = verified.signed_at.saturating_add(MAX_SKEW_SECS);
+        inner.seen.insert(verified.signature, (expiry, generation));
+        inner
+            .expiries
+            .push(std::cmp::Reverse((expiry, generation, verified.signature)));
+        Replay::Fresh
+    }
+
+    /// Forget a signature whose request failed on our side (5xx, throttled), so the client's
+    /// retry of the same signed request is not taken for a replay.
+    pub fn forget(&self, signature: &[u8; 32]) {
+        self.lock().seen.remove(signature);
+    }
+
+    /// Signatures remembered now.
+    pub fn len(&self) -> usize {
+        self.lock().seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The decoded signature of an `Authorization` header, if it parses.
+pub fn signature_of(headers: &HeaderMap) -> Option<[u8; 32]> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let auth = parse_authorization(value).ok()?;
+    let mut signature = [0u8; 32];
+    hex::decode_to_slice(auth.signature, &mut signature).ok()?;
+    Some(signature)
 }
 
 /// Sign a request (tests and the CLI's self-checks): returns the headers to add.
@@ -383,10 +530,9 @@ mod tests {
         }
         let secret =
             |id: &str| (id == "GPLKTEST").then(|| zeroize::Zeroizing::new("s3cret".to_string()));
-        assert_eq!(
-            verify(&Method::POST, &uri, &headers, body, now, secret).unwrap(),
-            "GPLKTEST"
-        );
+        let verified = verify(&Method::POST, &uri, &headers, body, now, secret).unwrap();
+        assert_eq!(verified.access_key_id, "GPLKTEST");
+        assert_eq!(signature_of(&headers), Some(verified.signature));
         assert!(matches!(
             verify(&Method::POST, &uri, &headers, b"{}", now, secret),
             Err(SigV4Error::Mismatch)
@@ -416,5 +562,44 @@ mod tests {
             verify(&Method::POST, &uri, &headers, body, now, secret),
             Err(SigV4Error::Malformed)
         ));
+    }
+
+    fn verified(byte: u8, signed_at: i64) -> Verified {
+        Verified {
+            access_key_id: "K".into(),
+            signature: [byte; 32],
+            signed_at,
+        }
+    }
+
+    #[test]
+    fn a_signature_is_accepted_once_within_its_window_and_memory_is_bounded() {
+        let cache = ReplayCache::new(3);
+        let now = 1_000_000;
+        assert_eq!(cache.admit(&verified(1, now), now), Replay::Fresh);
+        assert_eq!(cache.admit(&verified(1, now), now + 1), Replay::Repeated);
+        assert_eq!(
+            cache.admit(&verified(1, now), now + MAX_SKEW_SECS),
+            Replay::Repeated
+        );
+        assert_eq!(cache.admit(&verified(2, now), now), Replay::Fresh);
+        assert_eq!(cache.admit(&verified(3, now + 60), now), Replay::Fresh);
+        // Full of live signatures: refuse new ones rather than forget a live one.
+        assert_eq!(cache.admit(&verified(4, now), now), Replay::Full);
+        assert_eq!(cache.admit(&verified(1, now), now), Replay::Repeated);
+        // Once their window has passed (verify refuses them anyway), they make room.
+        let later = now + MAX_SKEW_SECS + 1;
+        assert_eq!(cache.admit(&verified(4, later), later), Replay::Fresh);
+        assert_eq!(cache.len(), 2);
+        // A request that failed on our side is forgotten: the client may retry it.
+        cache.forget(&[4; 32]);
+        assert_eq!(cache.admit(&verified(4, later), later), Replay::Fresh);
+        // Forget/admit churn leaves stale heap entries; they stay bounded.
+        for _ in 0..100 {
+            cache.forget(&[4; 32]);
+            assert_eq!(cache.admit(&verified(4, later), later), Replay::Fresh);
+        }
+        assert!(cache.lock().expiries.len() <= 6);
+        assert_eq!(cache.admit(&verified(3, now + 60), later), Replay::Repeated);
     }
 }

@@ -9,7 +9,9 @@
 //! reason (`max_tokens` → `length`, Bedrock's own filters → `content_filter`).
 //!
 //! Errors carry the service's error code and HTTP status, never its message (which may quote
-//! the prompt). Streamed output is bounded like the OpenAI-compatible provider's.
+//! the prompt). An answer without a message or text, and a stream that ends before
+//! `messageStop`, are failures, never empty answers. Streamed output is bounded like the
+//! OpenAI-compatible provider's.
 //!
 //! Credentials and region come from the SDK's default chain (the Lambda's role in AWS); the
 //! SDK config is built here per model until the shared AWS client construction exists.
@@ -96,22 +98,31 @@ impl Bedrock {
             .send()
             .await
             .map_err(sdk_error)?;
+        let Some(ConverseOutput::Message(message)) = output.output() else {
+            return Err(ModelError::BadResponse("the answer has no message".into()));
+        };
         let mut text = String::new();
-        if let Some(ConverseOutput::Message(message)) = output.output() {
-            for block in message.content() {
-                if let ContentBlock::Text(t) = block {
-                    if text.len() + t.len() > MAX_RESPONSE_BYTES {
-                        return Err(ModelError::BadResponse("response too large".into()));
-                    }
-                    text.push_str(t);
+        let mut text_blocks = 0usize;
+        for block in message.content() {
+            if let ContentBlock::Text(t) = block {
+                if text.len() + t.len() > MAX_RESPONSE_BYTES {
+                    return Err(ModelError::BadResponse("response too large".into()));
                 }
+                text.push_str(t);
+                text_blocks += 1;
             }
+        }
+        let finish = finish_reason(output.stop_reason());
+        // No text at all (a tool use, say) is a failure, not an empty answer; Bedrock's own
+        // filters may answer with nothing.
+        if text_blocks == 0 && finish != FinishReason::ContentFilter {
+            return Err(ModelError::BadResponse("the answer has no text".into()));
         }
         let (input_tokens, output_tokens) = usage(output.usage(), request, &text);
         Ok(Completion {
             input_tokens,
             output_tokens,
-            finish_reason: finish_reason(output.stop_reason()),
+            finish_reason: finish,
             text,
         })
     }
@@ -134,7 +145,7 @@ impl Bedrock {
             let mut received = 0usize;
             let mut estimated_output = 0u64;
             let mut reported: Option<(u64, u64)> = None;
-            let mut finish = FinishReason::Stop;
+            let mut finish: Option<FinishReason> = None;
             loop {
                 match receiver.recv().await {
                     Ok(Some(ConverseStreamOutput::ContentBlockDelta(event))) => {
@@ -151,7 +162,7 @@ impl Bedrock {
                         }
                     }
                     Ok(Some(ConverseStreamOutput::MessageStop(event))) => {
-                        finish = finish_reason(event.stop_reason());
+                        finish = Some(finish_reason(event.stop_reason()));
                     }
                     Ok(Some(ConverseStreamOutput::Metadata(event))) => {
                         if let Some(u) = event.usage() {
@@ -167,6 +178,11 @@ impl Bedrock {
                     }
                 }
             }
+            // A stream that ends before `messageStop` was cut short: a failure, not an answer.
+            let Some(finish) = finish else {
+                yield Err(ModelError::BadResponse("ConverseStream ended without messageStop".into()));
+                return;
+            };
             let (input_tokens, output_tokens) =
                 reported.unwrap_or((prompt_estimate, estimated_output));
             yield Ok(StreamEvent::Done { input_tokens, output_tokens, finish_reason: finish });

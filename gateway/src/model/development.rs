@@ -43,16 +43,20 @@ impl DevelopmentModel {
             words.truncate(max as usize);
             finish = FinishReason::Length;
         }
-        let stop_at = request
-            .stop
-            .iter()
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| words.concat().find(s.as_str()))
-            .min();
-        if let Some(cut) = stop_at {
+        // The answer is joined once; each stop sequence (at most `MAX_STOP_SEQUENCES`, each
+        // bounded, checked in `chat::validate`) is one linear substring search over it.
+        if request.stop.iter().any(|s| !s.is_empty()) {
             let joined: String = words.concat();
-            words = vec![joined[..cut].to_string()];
-            finish = FinishReason::Stop;
+            let stop_at = request
+                .stop
+                .iter()
+                .filter(|s| !s.is_empty())
+                .filter_map(|s| joined.find(s.as_str()))
+                .min();
+            if let Some(cut) = stop_at {
+                words = vec![joined[..cut].to_string()];
+                finish = FinishReason::Stop;
+            }
         }
         let input = estimate_prompt_tokens(&request.messages);
         (words, input, finish)
@@ -129,5 +133,36 @@ mod tests {
         let cut = DevelopmentModel.complete(&r);
         assert_eq!(cut.output_tokens, 3);
         assert_eq!(cut.finish_reason, FinishReason::Length);
+    }
+
+    #[test]
+    fn stop_sequences_cut_the_answer_in_linear_time() {
+        let mut r = req("alpha beta END gamma");
+        r.stop = vec!["".into(), "END".into(), "beta".into()];
+        let cut = DevelopmentModel.complete(&r);
+        assert!(cut.text.ends_with("alpha "), "{}", cut.text);
+        assert_eq!(cut.finish_reason, FinishReason::Stop);
+
+        // The most stop work a request may ask for: 4 sequences of 256 bytes that almost match
+        // everywhere (`aaa…ab` over `aaa…`). Sizes small enough that one run fits in a
+        // scheduler slice on a loaded machine; the best of several runs.
+        let stops: Vec<String> = (0..4).map(|_| format!("{}b", "a".repeat(255))).collect();
+        let time = |n: usize| {
+            let mut r = req(&"a".repeat(n));
+            r.stop = stops.clone();
+            (0..7)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    std::hint::black_box(DevelopmentModel.complete(&r));
+                    t.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let (small, large) = (time(4 * 1024), time(16 * 1024));
+        assert!(
+            large < small * 6,
+            "stop matching is not linear: 4 KB {small:?}, 16 KB {large:?}"
+        );
     }
 }

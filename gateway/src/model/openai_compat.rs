@@ -1,5 +1,7 @@
 //! An OpenAI-compatible upstream (vLLM, Ollama, llama.cpp server): `POST {base_url}/chat/completions`
-//! with the configured model name, whole or streamed (SSE). Responses are bounded in size.
+//! with the configured model name, whole or streamed (SSE). Responses are bounded in size and
+//! validated: an error object (even with HTTP 200), an answer without a choice, text or finish
+//! reason, and a stream cut short (no `[DONE]` or no finish reason) are failures.
 
 use std::time::Duration;
 
@@ -84,11 +86,7 @@ impl OpenAiCompatible {
         let bytes = read_bounded(response).await?;
         let v: Value =
             serde_json::from_slice(&bytes).map_err(|e| ModelError::BadResponse(e.to_string()))?;
-        let choice = &v["choices"][0];
-        let text = choice["message"]["content"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let (text, finish) = answer(&v)?;
         let input_tokens = v["usage"]["prompt_tokens"]
             .as_u64()
             .unwrap_or_else(|| estimate_prompt_tokens(&request.messages));
@@ -99,7 +97,7 @@ impl OpenAiCompatible {
             text,
             input_tokens,
             output_tokens,
-            finish_reason: finish_reason(&choice["finish_reason"]),
+            finish_reason: finish,
         })
     }
 
@@ -111,7 +109,8 @@ impl OpenAiCompatible {
             let mut buffer: Vec<u8> = Vec::new();
             let mut text_len_tokens = 0u64;
             let mut usage: Option<(u64, u64)> = None;
-            let mut finish = FinishReason::Stop;
+            let mut finish: Option<FinishReason> = None;
+            let mut done = false;
             loop {
                 // Complete lines first, then read more.
                 if let Some(pos) = buffer.iter().position(|&b| b == b'\n') {
@@ -121,18 +120,23 @@ impl OpenAiCompatible {
                     let Some(data) = line.strip_prefix("data:") else { continue };
                     let data = data.trim();
                     if data == "[DONE]" {
+                        done = true;
                         break;
                     }
                     let v: Value = match serde_json::from_str(data) {
                         Ok(v) => v,
                         Err(e) => { yield Err(ModelError::BadResponse(e.to_string())); return; }
                     };
+                    if let Some(error) = upstream_error(&v) {
+                        yield Err(error);
+                        return;
+                    }
                     if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
                         usage = Some((u["prompt_tokens"].as_u64().unwrap_or(0), u["completion_tokens"].as_u64().unwrap_or(0)));
                     }
                     let choice = &v["choices"][0];
-                    if !choice["finish_reason"].is_null() {
-                        finish = finish_reason(&choice["finish_reason"]);
+                    if let Some(reason) = choice["finish_reason"].as_str() {
+                        finish = Some(finish_reason(reason));
                     }
                     if let Some(t) = choice["delta"]["content"].as_str().filter(|t| !t.is_empty()) {
                         text_len_tokens += estimate_tokens(t);
@@ -150,6 +154,16 @@ impl OpenAiCompatible {
                     None => break,
                 }
             }
+            // A stream cut short (closed before `[DONE]`, or without a finish reason) is a
+            // failure, never a complete answer.
+            let Some(finish) = finish.filter(|_| done) else {
+                yield Err(ModelError::BadResponse(if done {
+                    "stream ended without a finish_reason".into()
+                } else {
+                    "stream closed before [DONE]".into()
+                }));
+                return;
+            };
             let (input_tokens, output_tokens) = usage.unwrap_or((prompt_estimate, text_len_tokens));
             yield Ok(StreamEvent::Done { input_tokens, output_tokens, finish_reason: finish });
         };
@@ -157,11 +171,68 @@ impl OpenAiCompatible {
     }
 }
 
-fn finish_reason(v: &Value) -> FinishReason {
-    match v.as_str() {
-        Some("length") => FinishReason::Length,
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "length" => FinishReason::Length,
+        "content_filter" => FinishReason::ContentFilter,
         _ => FinishReason::Stop,
     }
+}
+
+/// Longest part of an upstream error's `type`/`code` kept for the log.
+const MAX_ERROR_FIELD: usize = 64;
+
+/// An `{"error": {...}}` object (some servers answer one with HTTP 200, or as a stream event)
+/// as a [`ModelError`]. Only its `type` and `code`, bounded, are kept for the log: its
+/// message may quote the prompt.
+fn upstream_error(v: &Value) -> Option<ModelError> {
+    let error = v.get("error").filter(|e| !e.is_null())?;
+    let field = |name: &str| -> String {
+        match &error[name] {
+            Value::String(s) => s.chars().take(MAX_ERROR_FIELD).collect(),
+            Value::Number(n) => n.to_string(),
+            _ => "-".into(),
+        }
+    };
+    Some(ModelError::Upstream(format!(
+        "upstream answered with an error object (type {}, code {})",
+        field("type"),
+        field("code")
+    )))
+}
+
+/// The text and finish reason of a whole completion. An error object, no choice, a choice
+/// without a message or without text content, or no finish reason is a failure: never an
+/// empty successful answer. (A tool call is refused too: the gateway asks for none and could
+/// not relay one.)
+fn answer(v: &Value) -> Result<(String, FinishReason), ModelError> {
+    if let Some(error) = upstream_error(v) {
+        return Err(error);
+    }
+    let choice = v["choices"]
+        .get(0)
+        .ok_or_else(|| ModelError::BadResponse("no choices in the answer".into()))?;
+    let message = choice
+        .get("message")
+        .filter(|m| m.is_object())
+        .ok_or_else(|| ModelError::BadResponse("the choice has no message".into()))?;
+    let text = match message.get("content") {
+        Some(Value::String(text)) => text.clone(),
+        _ if message.get("tool_calls").is_some_and(|t| !t.is_null()) => {
+            return Err(ModelError::BadResponse(
+                "the answer is a tool call, which this gateway does not relay".into(),
+            ));
+        }
+        _ => {
+            return Err(ModelError::BadResponse(
+                "the message has no text content".into(),
+            ));
+        }
+    };
+    let finish = choice["finish_reason"]
+        .as_str()
+        .ok_or_else(|| ModelError::BadResponse("the choice has no finish_reason".into()))?;
+    Ok((text, finish_reason(finish)))
 }
 
 async fn read_bounded(response: reqwest::Response) -> Result<Vec<u8>, ModelError> {
@@ -175,4 +246,28 @@ async fn read_bounded(response: reqwest::Response) -> Result<Vec<u8>, ModelError
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_choice_with_text_and_a_finish_reason_is_an_answer() {
+        let ok = json!({"choices": [{"message": {"role": "assistant", "content": "hi"}, "finish_reason": "length"}]});
+        assert_eq!(answer(&ok).unwrap(), ("hi".into(), FinishReason::Length));
+        let refused = [
+            json!({"error": {"message": "secret prompt words", "type": "server_error", "code": 500}}),
+            json!({"choices": []}),
+            json!({}),
+            json!({"choices": [{"finish_reason": "stop"}]}),
+            json!({"choices": [{"message": {"role": "assistant"}, "finish_reason": "stop"}]}),
+            json!({"choices": [{"message": {"role": "assistant", "content": null, "tool_calls": [{}]}, "finish_reason": "tool_calls"}]}),
+            json!({"choices": [{"message": {"role": "assistant", "content": "hi"}}]}),
+        ];
+        for v in refused {
+            let e = answer(&v).unwrap_err();
+            assert!(!e.to_string().contains("secret"), "{e}");
+        }
+    }
 }
