@@ -392,23 +392,35 @@ async fn apply(
     })?;
     let (source, full) = req.parse_source().map_err(AwsError::validation)?;
     let texts = req.texts().map_err(AwsError::validation)?;
-    let compiled = registry(&state)
-        .compiled(&GuardrailRef { id, version })
-        .map_err(|e| match e {
-            super::GuardError::NotFound(m) => AwsError::new(
-                StatusCode::NOT_FOUND,
-                "ResourceNotFoundException",
-                format!("guardrail {m} not found"),
-            ),
-            super::GuardError::Backend(detail) => {
-                tracing::error!(error = %detail, "guardrail failed to compile");
-                AwsError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "InternalServerException",
-                    "internal error",
-                )
-            }
-        })?;
-    let response = compiled.assess(source, &texts, full);
+    // Compiling and guarding are CPU work: off the runtime, bounded (`guard::offload`).
+    let texts: Vec<(String, bool)> = texts.iter().map(|(t, q)| (t.to_string(), *q)).collect();
+    let registry = std::sync::Arc::clone(&state.registry);
+    let response = super::offload::run(move || {
+        let compiled = registry.compiled(&GuardrailRef { id, version })?;
+        let texts: Vec<(&str, bool)> = texts.iter().map(|(t, q)| (t.as_str(), *q)).collect();
+        Ok(compiled.assess(source, &texts, full))
+    })
+    .await
+    .and_then(|r| r)
+    .map_err(|e| match e {
+        super::GuardError::NotFound(m) => AwsError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            format!("guardrail {m} not found"),
+        ),
+        super::GuardError::Backend(detail) => {
+            tracing::error!(error = %detail, "guardrail failed to compile");
+            AwsError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                "internal error",
+            )
+        }
+        super::GuardError::Busy | super::GuardError::Budget => AwsError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            "guardrail busy, retry later",
+        ),
+    })?;
     Ok(axum::Json(response).into_response())
 }

@@ -40,6 +40,15 @@
 //! - Limits, checked at compile time with an error naming the guardrail and the field: at most
 //!   30 regexes of at most 500 characters each (compiled size bounded too), 10,000 words of at
 //!   most 100 characters, 30 topics, 6 content filters.
+//! - Linear time on any text (the `linear` tests hold it for crafted and random adversarial
+//!   inputs): an anchored attempt reads only as far as its pattern can still match, and no
+//!   byte is read by more than a bounded number of attempts — EMAIL is tried once per `@` (at
+//!   the first word start of the address run before it, [`Start::Email`]), the spelled form's
+//!   `dot` chains are bounded, a rejected URL resumes at its end
+//!   ([`pii::Detector::resume_at_end`]), the other patterns' repetitions are bounded or end at
+//!   the next word; a gated custom regex searches unanchored from its next candidate
+//!   (`Matcher::sweep`) rather than once per occurrence of its literal. The async
+//!   [`Guardrail`] impls run all of it off the runtime ([`offload`](super::offload)).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -177,6 +186,14 @@ struct Matcher {
     anchored: &'static [&'static str],
     /// Where its matches can start.
     start: Start,
+    /// On a validator's rejection, resume at the match's end ([`pii::Detector`]).
+    resume_at_end: bool,
+    /// A gated custom regex: from each candidate not yet passed, one unanchored search (the
+    /// gate's candidates hold every start a match can have, so the leftmost match at or after
+    /// a candidate is the one the candidates would give one by one), instead of one anchored
+    /// attempt per candidate — which, with an unbounded pattern, could each read to the end
+    /// (`TKT-TKT-TKT-...`). Without a match there, none follows: the search stops.
+    sweep: bool,
 }
 
 /// Candidate match starts in one normalized text, collected in one pass for every detector
@@ -782,6 +799,8 @@ impl CompiledGuardrail {
                         validate: det.validate,
                         anchored: det.anchors,
                         start: det.start,
+                        resume_at_end: det.resume_at_end,
+                        sweep: false,
                     });
                 }
             }
@@ -852,6 +871,7 @@ impl CompiledGuardrail {
                     }
                     None => (None, Start::Scan),
                 };
+                let sweep = matches!(start, Start::Cue);
                 matchers.push(Matcher {
                     regex,
                     anchored_regex,
@@ -860,6 +880,8 @@ impl CompiledGuardrail {
                     validate: None,
                     anchored: &[],
                     start,
+                    resume_at_end: false,
+                    sweep,
                 });
             }
         }
@@ -1131,6 +1153,17 @@ impl CompiledGuardrail {
         }
     }
 
+    /// [`apply`](Self::apply) on a blocking thread ([`offload`](super::offload)): what the
+    /// async [`Guardrail`] impls call, so guard work never runs on a runtime worker.
+    pub async fn apply_offloaded(
+        self: Arc<Self>,
+        source: Source,
+        text: &str,
+    ) -> Result<GuardOutcome, GuardError> {
+        let text = text.to_owned();
+        super::offload::run(move || self.apply(source, &text)).await
+    }
+
     /// Every hit in `text[from..]` (see [`guard`](Self::guard)).
     pub(crate) fn evaluate(
         &self,
@@ -1332,17 +1365,21 @@ impl CompiledGuardrail {
             }
         }
         if needs.email {
+            // One candidate per `@`: the first word start in the run of address bytes before
+            // it (see `Start::Email`). The runs before two `@`s are disjoint (an `@` ends one).
             for a in memchr::memchr_iter(b'@', b) {
                 let mut k = a;
                 while k > 0 && b.get(k - 1).copied().is_some_and(is_local_byte) {
                     k -= 1;
                 }
-                for p in k..a {
-                    let starts = b.get(p).is_some_and(u8::is_ascii_alphanumeric)
-                        && (p == 0 || !b.get(p - 1).copied().is_some_and(pii::is_word_byte));
-                    if starts && c.email.last().is_none_or(|&l| l < p) {
-                        c.email.push(p);
-                    }
+                let first = (k..a).find(|&p| {
+                    b.get(p).is_some_and(u8::is_ascii_alphanumeric)
+                        && (p == 0 || !b.get(p - 1).copied().is_some_and(pii::is_word_byte))
+                });
+                if let Some(p) = first
+                    && c.email.last().is_none_or(|&l| l < p)
+                {
+                    c.email.push(p);
                 }
             }
         }
@@ -1539,26 +1576,32 @@ impl CompiledGuardrail {
         if m.group > 0 {
             slots.resize(2 * (m.group + 1), None);
         }
+        let anchored = if m.sweep { Anchored::No } else { Anchored::Yes };
         let mut pos = 0;
         for &c in list {
             if c < pos {
                 continue;
             }
-            let input = Input::new(hay).span(c..hay.len()).anchored(Anchored::Yes);
+            let input = Input::new(hay).span(c..hay.len()).anchored(anchored);
             let found = if m.group == 0 {
-                re.search(&input).map(|x| (x.start(), x.start(), x.end()))
+                re.search(&input)
+                    .map(|x| (x.start(), x.end(), x.start(), x.end()))
             } else {
                 re.search_slots(&input, slots).and_then(|_| {
                     let whole = slots.first().copied().flatten()?.get();
+                    let whole_end = slots.get(1).copied().flatten()?.get();
                     let gs = slots.get(2 * m.group).copied().flatten()?.get();
                     let ge = slots.get(2 * m.group + 1).copied().flatten()?.get();
-                    Some((whole, gs, ge))
+                    Some((whole, whole_end, gs, ge))
                 })
             };
-            let Some((whole_start, gs, ge)) = found else {
+            let Some((whole_start, whole_end, gs, ge)) = found else {
+                if m.sweep {
+                    break;
+                }
                 continue;
             };
-            match validated(m, hay, whole_start, gs, ge) {
+            match validated(m, hay, (whole_start, whole_end), gs, ge) {
                 (Some((vs, ve)), retry) => {
                     push(vs, ve);
                     pos = ve.max(retry);
@@ -1603,16 +1646,21 @@ impl CompiledGuardrail {
     }
 }
 
-/// A match (whole start, entity span) validated: the span to report, and where the search
-/// resumes on a rejection (one character after the match's start).
+/// A match (whole span, entity span) validated: the span to report, and where the search
+/// resumes on a rejection (one character after the match's start, or at its end for a
+/// detector whose rejections hold no accepted match, [`pii::Detector::resume_at_end`]).
 fn validated(
     m: &Matcher,
     hay: &str,
-    whole_start: usize,
+    (whole_start, whole_end): (usize, usize),
     gs: usize,
     ge: usize,
 ) -> (Option<(usize, usize)>, usize) {
-    let retry = next_char(hay, whole_start);
+    let retry = if m.resume_at_end && whole_end > whole_start {
+        whole_end
+    } else {
+        next_char(hay, whole_start)
+    };
     let span = if ge > gs {
         match m.validate {
             Some(v) => v(hay, gs, ge),
@@ -1629,21 +1677,21 @@ fn validated(
 fn scan_all(m: &Matcher, hay: &str, push: &mut impl FnMut(usize, usize)) {
     let mut pos = 0;
     while pos <= hay.len() {
-        let (whole_start, gs, ge) = if m.group == 0 {
+        let (whole, gs, ge) = if m.group == 0 {
             match m.regex.find_at(hay, pos) {
-                Some(x) => (x.start(), x.start(), x.end()),
+                Some(x) => ((x.start(), x.end()), x.start(), x.end()),
                 None => break,
             }
         } else {
             match m.regex.captures_at(hay, pos) {
                 Some(c) => match (c.get(0), c.get(m.group)) {
-                    (Some(w), Some(g)) => (w.start(), g.start(), g.end()),
+                    (Some(w), Some(g)) => ((w.start(), w.end()), g.start(), g.end()),
                     _ => break,
                 },
                 None => break,
             }
         };
-        match validated(m, hay, whole_start, gs, ge) {
+        match validated(m, hay, whole, gs, ge) {
             (Some((vs, ve)), retry) => {
                 push(vs, ve);
                 pos = ve.max(retry);
@@ -1689,7 +1737,8 @@ impl EmbeddedGuardrails {
         self.guardrails.get(&guardrail.id).ok_or_else(not_found)
     }
 
-    /// [`Guardrail::apply`] without the async wrapper (the engine never waits).
+    /// [`Guardrail::apply`] on the calling thread (tests, the CLI; async callers use the trait,
+    /// which runs the work off the runtime).
     pub fn apply_sync(
         &self,
         guardrail: &GuardrailRef,
@@ -1713,7 +1762,8 @@ impl Guardrail for EmbeddedGuardrails {
         source: Source,
         text: &str,
     ) -> Result<GuardOutcome, GuardError> {
-        self.apply_sync(guardrail, source, text)
+        let compiled = Arc::clone(self.get(guardrail)?);
+        compiled.apply_offloaded(source, text).await
     }
 
     async fn stream(&self, guardrail: &GuardrailRef) -> Result<Box<dyn StreamGuard>, GuardError> {

@@ -13,7 +13,8 @@
 //! [`api`] (Bedrock REST routes) + [`sigv4`] (request verification), [`cli`] (`gateway
 //! guard`); [`bedrock`] (Bedrock's ApplyGuardrail behind [`Guardrail`], for the AWS backend);
 //! [`registry_api`] (the `GuardrailRegistry` edge the console and gateway use, and the pin
-//! rule) with [`bedrock_registry`] (Bedrock's control plane behind it).
+//! rule) with [`bedrock_registry`] (Bedrock's control plane behind it); [`offload`] (the
+//! engine's CPU work on blocking threads, bounded and budgeted, never on runtime workers).
 
 pub mod api;
 pub mod assess;
@@ -25,7 +26,10 @@ pub mod cues;
 pub mod engine;
 pub mod gazetteer;
 pub mod lexicon;
+#[cfg(test)]
+mod linear;
 pub mod normalize;
+pub mod offload;
 pub mod pii;
 pub mod policy;
 pub mod prefix_gate;
@@ -118,6 +122,13 @@ pub enum GuardError {
     NotFound(String),
     #[error("guardrail backend failed: {0}")]
     Backend(String),
+    /// Every guard slot stayed busy for [`offload::WAIT`]: the text is not guarded, so the
+    /// request fails closed.
+    #[error("guardrail busy: no guard slot free")]
+    Busy,
+    /// Guarding took longer than [`offload::BUDGET`]: fails closed.
+    #[error("guardrail work budget exceeded")]
+    Budget,
 }
 
 /// A guardrail engine: the embedded one, or Bedrock's ApplyGuardrail in AWS.

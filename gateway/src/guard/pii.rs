@@ -147,6 +147,10 @@ pub(crate) struct Detector {
     /// match (the detector is skipped when none does). Empty: always run.
     pub(crate) anchors: &'static [&'static str],
     pub(crate) start: Start,
+    /// After the validator rejects a match, the search resumes at its end rather than one
+    /// character after its start: set where every match starting inside a rejected one is
+    /// rejected too (so resuming inside would only re-read the same text).
+    pub(crate) resume_at_end: bool,
 }
 
 /// A cheap necessary condition at a candidate start of the normalized bytes: which `check_*`
@@ -290,7 +294,10 @@ pub(crate) enum Start {
     /// inside a word may begin a match of the pattern, but the validator rejects a number that
     /// follows a letter, digit or `_`.)
     Phone,
-    /// An alphanumeric word start inside the run of address characters before an `@`.
+    /// The first alphanumeric word start in the run of address characters before an `@`:
+    /// the pattern's local part takes any run of those characters that starts with a letter or
+    /// digit, so a later start in the same run matches exactly when the first one does, and
+    /// ends where it ends (one attempt per `@`, however long the run).
     Email,
     /// At most 4 bytes before a `:`.
     Colon,
@@ -303,6 +310,7 @@ const fn det(pattern: &'static str, group: usize, validate: Validator, start: St
         validate: Some(validate),
         anchors: &[],
         start,
+        resume_at_end: false,
     }
 }
 
@@ -319,6 +327,7 @@ const fn cue(
         validate: Some(validate),
         anchors,
         start: Start::Cue,
+        resume_at_end: false,
     }
 }
 
@@ -337,6 +346,7 @@ const fn gated(
         validate: Some(validate),
         anchors,
         start: Start::Scan,
+        resume_at_end: false,
     }
 }
 
@@ -847,7 +857,13 @@ impl PiiEntity {
                 D
             }
             Url => {
-                const D: &[Detector] = &[cue(URL, 0, validate_url, &["http", "ftp", "www."])];
+                // A rejected URL (no dot, or too short, once trailing punctuation is cut) holds
+                // no accepted one: a URL starting inside it ends at the same place (the same
+                // run of URL characters), and is shorter, with no more dots.
+                const D: &[Detector] = &[Detector {
+                    resume_at_end: true,
+                    ..cue(URL, 0, validate_url, &["http", "ftp", "www."])
+                }];
                 D
             }
             Username => {
@@ -946,11 +962,13 @@ const EMAIL: &str = concat!(
     r"(?-u:\b)[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9][A-Za-z0-9\-]*",
     r"(?:\.[A-Za-z0-9][A-Za-z0-9\-]*)*\.[A-Za-z]{2,24}(?-u:\b)",
 );
+/// The `dot` chains are bounded (no real address has more than a few), so one match spans
+/// at most 17 words and every search over a chain of crafted `x dot x dot ...` stays linear.
 const EMAIL_SPELLED: &str = concat!(
     r"(?-u:\b)[A-Za-z0-9][A-Za-z0-9._%+\-]*",
-    r"(?:[ \t]{1,3}(?i:dot)[ \t]{1,3}[A-Za-z0-9][A-Za-z0-9._%+\-]*)*",
+    r"(?:[ \t]{1,3}(?i:dot)[ \t]{1,3}[A-Za-z0-9][A-Za-z0-9._%+\-]*){0,7}",
     r"[ \t]{1,3}(?i:at)[ \t]{1,3}[A-Za-z0-9][A-Za-z0-9\-]*",
-    r"(?:[ \t]{1,3}(?i:dot)[ \t]{1,3}[A-Za-z0-9][A-Za-z0-9\-]*)+(?-u:\b)",
+    r"(?:[ \t]{1,3}(?i:dot)[ \t]{1,3}[A-Za-z0-9][A-Za-z0-9\-]*){1,7}(?-u:\b)",
 );
 
 /// International (`+` then digits with single separators and parenthesised groups) or
@@ -1150,13 +1168,27 @@ fn validate_email(hay: &str, start: usize, end: usize) -> Option<(usize, usize)>
 }
 
 fn validate_card(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    // Every known issuer's numbers begin with 2 to 6 (see `known_issuer`).
+    if !matches!(hay.as_bytes().get(start), Some(b'2'..=b'6')) {
+        return None;
+    }
     if matches!(char_before(hay, start), Some(c) if c.is_alphanumeric() || matches!(c, '-' | '.' | '+' | '/'))
     {
         return None;
     }
+    // The match's digits, read once; each group end then takes a prefix of them.
+    let mut d = [0u8; 24];
+    let total = digits_of(hay.get(start..end)?, &mut d);
+    let mut n = total;
+    let mut cursor = end;
     for e in group_ends(hay, start, end) {
-        let mut d = [0u8; 24];
-        let n = digits_of(hay.get(start..e)?, &mut d);
+        // Ends descend: drop the digits between this end and the last one.
+        n = n.saturating_sub(
+            hay.as_bytes()
+                .get(e..cursor)
+                .map_or(0, |r| r.iter().filter(|b| b.is_ascii_digit()).count()),
+        );
+        cursor = e;
         if !(13..=19).contains(&n) {
             continue;
         }
@@ -1651,11 +1683,13 @@ fn validate_plate(hay: &str, start: usize, end: usize) -> Option<(usize, usize)>
 
 fn validate_url(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     let s = hay.get(start..end)?;
+    // Looked up once: the trimmed tail never holds a `(`, so it is the same for every cut.
+    let opened = s.contains('(');
     let mut e = end;
     for c in s.chars().rev() {
         if matches!(c, '.' | ',' | ';' | ':' | '!' | '?' | ')' | ']' | '}') {
             // A closing bracket stays when the URL opened one.
-            if c == ')' && hay.get(start..e).is_some_and(|u| u.contains('(')) {
+            if c == ')' && opened {
                 break;
             }
             e -= c.len_utf8();

@@ -713,7 +713,9 @@ impl Guardrail for Registry {
         source: Source,
         text: &str,
     ) -> Result<GuardOutcome, GuardError> {
-        Ok(self.compiled(guardrail)?.apply(source, text))
+        self.compiled(guardrail)?
+            .apply_offloaded(source, text)
+            .await
     }
 
     async fn stream(&self, guardrail: &GuardrailRef) -> Result<Box<dyn StreamGuard>, GuardError> {

@@ -28,6 +28,16 @@
 //!
 //! A BLOCK anywhere returns [`StreamStep::Blocked`] with the blocked-output message, and every
 //! later push or finish returns it again.
+//!
+//! Work stays linear in the streamed length whatever the fragment sizes: each evaluation (the
+//! hold-back walk, the sentence scan, guarding the released text with its context) costs at
+//! most the buffer's length, and a push only evaluates when the guard has earned that much
+//! credit ([`CREDIT_PER_BYTE`] per pushed byte, [`INITIAL_CREDIT`] to start, so short answers
+//! release at once) or when the held text passed [`MAX_HOLD`] (then at most half of it stays
+//! held, so the next forced evaluation is at least `MAX_HOLD / 2` bytes away). A push between
+//! evaluations only appends (and releases nothing yet). The async [`StreamGuard`] runs each
+//! evaluation off the runtime ([`offload`](super::offload)); a guard whose evaluation failed
+//! (busy, over budget) has lost its state and refuses every later push.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -36,6 +46,7 @@ use async_trait::async_trait;
 
 use super::engine::CompiledGuardrail;
 use super::normalize::is_ignorable;
+use super::offload;
 use super::topic::is_terminator;
 use super::{GuardError, Source, StreamGuard, StreamStep, TextAction};
 
@@ -47,6 +58,12 @@ pub const CONTEXT: usize = 128;
 const MAX_JOIN_GAP: usize = 3;
 /// Longest digit count of any detected entity (a 19-digit card).
 const MAX_ENTITY_DIGITS: usize = 19;
+/// Work credit (bytes of buffer an evaluation may look at) earned per pushed byte.
+pub const CREDIT_PER_BYTE: usize = 4;
+/// Work credit a new stream starts with.
+pub const INITIAL_CREDIT: usize = 1024;
+/// Most tokens the hold-back walks back over (no entity has more).
+const MAX_WALK_TOKENS: usize = 64;
 
 /// The embedded engine's [`StreamGuard`].
 #[derive(Debug)]
@@ -65,6 +82,10 @@ pub struct EmbeddedStreamGuard {
     action: TextAction,
     policies: BTreeSet<String>,
     blocked: Option<String>,
+    /// Bytes of buffer the next evaluations may still look at (see the module doc).
+    credit: usize,
+    /// An evaluation off the runtime failed: the state is gone, every later call fails.
+    lost: bool,
 }
 
 impl EmbeddedStreamGuard {
@@ -80,15 +101,40 @@ impl EmbeddedStreamGuard {
             action: TextAction::None,
             policies: BTreeSet::new(),
             blocked: None,
+            credit: INITIAL_CREDIT,
+            lost: false,
         }
     }
 
     /// [`StreamGuard::push`] without the async wrapper.
     pub fn push_sync(&mut self, fragment: &str) -> StreamStep {
+        match self.append(fragment) {
+            Some(step) => step,
+            None => self.evaluate(),
+        }
+    }
+
+    /// Append a fragment: the step when no evaluation is due (blocked already, or not enough
+    /// credit yet and the held text within [`MAX_HOLD`]), `None` when one is (its cost is
+    /// charged here). O(fragment).
+    fn append(&mut self, fragment: &str) -> Option<StreamStep> {
         if let Some(message) = &self.blocked {
-            return StreamStep::Blocked(message.clone());
+            return Some(StreamStep::Blocked(message.clone()));
         }
         self.buf.push_str(fragment);
+        self.credit = self
+            .credit
+            .saturating_add(CREDIT_PER_BYTE.saturating_mul(fragment.len()));
+        let cost = self.buf.len();
+        if self.held() <= MAX_HOLD && self.credit < cost {
+            return Some(StreamStep::Release(String::new()));
+        }
+        self.credit = self.credit.saturating_sub(cost);
+        None
+    }
+
+    /// Compute the safe cut and release up to it (the work [`append`](Self::append) charged).
+    fn evaluate(&mut self) -> StreamStep {
         let (cut, token_cut) = self.safe_cut();
         if token_cut > cut.max(self.checked)
             && let Some(step) = self.check_held(token_cut)
@@ -159,7 +205,8 @@ impl EmbeddedStreamGuard {
         }
         let len = self.buf.len();
         if len - cut > MAX_HOLD {
-            cut = if len - token_cut <= MAX_HOLD {
+            // At most half of MAX_HOLD stays held, so forced evaluations stay far apart.
+            cut = if len - token_cut <= MAX_HOLD / 2 {
                 token_cut
             } else {
                 len
@@ -315,7 +362,7 @@ pub(crate) fn hold_back_start(pending: &str, guardrail: &CompiledGuardrail) -> u
     }
     let mut digits = count_digits(pending.get(start..).unwrap_or(""));
     let mut joined = 0usize;
-    loop {
+    for _ in 0..MAX_WALK_TOKENS {
         let before = pending.get(..start).unwrap_or("");
         let trimmed = before.trim_end_matches(is_ws);
         if trimmed.is_empty() {
@@ -356,16 +403,52 @@ pub(crate) fn hold_back_start(pending: &str, guardrail: &CompiledGuardrail) -> u
         digits += count_digits(token);
         start = t_start;
     }
+    start
+}
+
+impl EmbeddedStreamGuard {
+    /// Run `work` on the guard's state off the runtime; on failure the state is lost.
+    async fn offloaded(
+        &mut self,
+        work: fn(&mut EmbeddedStreamGuard) -> StreamStep,
+    ) -> Result<StreamStep, GuardError> {
+        let placeholder = EmbeddedStreamGuard {
+            lost: true,
+            ..EmbeddedStreamGuard::new(Arc::clone(&self.guardrail))
+        };
+        let mut state = std::mem::replace(self, placeholder);
+        let (state, step) = offload::run(move || {
+            let step = work(&mut state);
+            (state, step)
+        })
+        .await?;
+        *self = state;
+        Ok(step)
+    }
+
+    fn refuse_if_lost(&self) -> Result<(), GuardError> {
+        if self.lost {
+            return Err(GuardError::Backend(
+                "stream guard lost its state after a failed evaluation".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl StreamGuard for EmbeddedStreamGuard {
     async fn push(&mut self, fragment: &str) -> Result<StreamStep, GuardError> {
-        Ok(self.push_sync(fragment))
+        self.refuse_if_lost()?;
+        match self.append(fragment) {
+            Some(step) => Ok(step),
+            None => self.offloaded(EmbeddedStreamGuard::evaluate).await,
+        }
     }
 
     async fn finish(&mut self) -> Result<StreamStep, GuardError> {
-        Ok(self.finish_sync())
+        self.refuse_if_lost()?;
+        self.offloaded(EmbeddedStreamGuard::finish_sync).await
     }
 
     fn outcome(&self) -> (TextAction, Vec<String>) {
