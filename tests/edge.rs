@@ -106,12 +106,11 @@ async fn slow_headers_and_slow_bodies_are_cut_off() {
     let mut buf = [0u8; 256];
     let mut closed = false;
     while started.elapsed() < Duration::from_secs(4) {
-        match tokio::time::timeout(Duration::from_millis(500), read.read(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) => {
-                closed = true;
-                break;
-            }
-            _ => {}
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(500), read.read(&mut buf)).await
+        {
+            closed = true;
+            break;
         }
     }
     writer.abort();
