@@ -10,6 +10,7 @@ mod aws_kms_state;
 mod bedrock;
 #[path = "guard/corpus.rs"]
 mod corpus;
+mod edge;
 mod gateway;
 mod guard_api;
 mod guard_corpus;

@@ -5,10 +5,8 @@
 //! The server binary provides one [`Console`] to both the page renderer and the server-function
 //! handler; a function that finds none answers [`ApiError::Unavailable`] (deny by default).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ConnectInfo;
 use axum::http::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -57,13 +55,10 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The peer address, for the sign-in throttle and the log.
+/// The client's address, for the sign-in throttle, the audit trail and the log: the TCP peer,
+/// or the client behind a trusted proxy (`gateway::net::client_addr`, set by the listener).
 pub fn client_ip(parts: &Parts) -> String {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_string())
+    gateway::net::ClientAddr::text(&parts.extensions)
 }
 
 /// Whether the browser reached the console over https (directly or through a proxy that says

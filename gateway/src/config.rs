@@ -257,6 +257,21 @@ pub struct ServerConfig {
     pub max_messages: usize,
     /// Upper bound on one request, model call included, in seconds.
     pub request_timeout_secs: u64,
+    /// A request's headers must arrive within this many seconds of the server starting to wait
+    /// for them; an idle keep-alive connection is closed after it too (both listeners).
+    pub header_read_timeout_secs: u64,
+    /// A request's body must be read within this many seconds of its headers (only the
+    /// request: a streamed answer can run longer).
+    pub body_read_timeout_secs: u64,
+    /// Most open connections per listener; more are accepted and closed at once.
+    pub max_connections: usize,
+    /// Most open connections from one address per listener (addresses in `trusted_proxies`
+    /// count only towards `max_connections`).
+    pub max_connections_per_addr: usize,
+    /// Load balancers and proxies (CIDRs, e.g. `["10.42.1.0/24"]`) whose `X-Forwarded-For` is
+    /// believed: from them, the client address is the right-most hop not in this list. Empty:
+    /// the client address is the TCP peer.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -269,8 +284,13 @@ pub struct AuthConfig {
     pub token_use: TokenUse,
     /// Clock skew allowed on `exp`/`nbf`, in seconds.
     pub leeway_secs: u64,
-    /// Least time between two JWKS refreshes triggered by unknown `kid`s, in seconds.
+    /// Least time between two JWKS refreshes (on an unknown `kid`, or retrying a failed one),
+    /// in seconds.
     pub jwks_min_refresh_secs: u64,
+    /// How long fetched JWKS keys are used when the answer has no `Cache-Control: max-age`, in
+    /// seconds (60-3600; a `max-age` is clamped to that range too). A key removed from the
+    /// JWKS is refused at most this long after it was last fetched.
+    pub jwks_max_age_secs: u64,
     /// A claim naming the app client instead of `client_id`/`aud`.
     pub client_claim: Option<String>,
 }
@@ -402,6 +422,11 @@ impl Default for Config {
                 max_body_bytes: 1024 * 1024,
                 max_messages: 256,
                 request_timeout_secs: 300,
+                header_read_timeout_secs: 20,
+                body_read_timeout_secs: 60,
+                max_connections: 4096,
+                max_connections_per_addr: 256,
+                trusted_proxies: Vec::new(),
             },
             auth: AuthConfig {
                 issuer: "golden-path-local".into(),
@@ -409,6 +434,7 @@ impl Default for Config {
                 token_use: TokenUse::Access,
                 leeway_secs: 30,
                 jwks_min_refresh_secs: 30,
+                jwks_max_age_secs: 600,
                 client_claim: None,
             },
             vault: VaultConfig { retention_days: 90 },
@@ -596,6 +622,27 @@ impl Config {
         }
         if self.server.max_messages == 0 {
             return bad("server.max_messages must be at least 1".into());
+        }
+        if !(1..=300).contains(&self.server.header_read_timeout_secs) {
+            return bad("server.header_read_timeout_secs must be between 1 and 300".into());
+        }
+        if !(1..=3600).contains(&self.server.body_read_timeout_secs) {
+            return bad("server.body_read_timeout_secs must be between 1 and 3600".into());
+        }
+        if !(1..=1_000_000).contains(&self.server.max_connections) {
+            return bad("server.max_connections must be between 1 and 1000000".into());
+        }
+        if !(1..=self.server.max_connections).contains(&self.server.max_connections_per_addr) {
+            return bad(
+                "server.max_connections_per_addr must be between 1 and server.max_connections"
+                    .into(),
+            );
+        }
+        if let Err(e) = crate::net::TrustedProxies::parse(&self.server.trusted_proxies) {
+            return bad(format!("server.trusted_proxies: {e}"));
+        }
+        if !(60..=3600).contains(&self.auth.jwks_max_age_secs) {
+            return bad("auth.jwks_max_age_secs must be between 60 and 3600".into());
         }
         if self.vault.retention_days == 0 {
             return bad("vault.retention_days must be at least 1".into());

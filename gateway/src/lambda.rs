@@ -92,6 +92,7 @@ async fn lambda_layer(mut request: Request, next: Next) -> Response {
         request
             .extensions_mut()
             .insert(ConnectInfo(SocketAddr::new(ip, 0)));
+        request.extensions_mut().insert(crate::net::ClientAddr(ip));
     }
     let mut response = next.run(request).await;
     let is_sse = response

@@ -16,6 +16,7 @@ pub mod guard;
 pub mod insights;
 pub mod lambda;
 pub mod model;
+pub mod net;
 pub mod openai;
 pub mod router;
 pub mod secret_file;

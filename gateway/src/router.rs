@@ -1,13 +1,12 @@
 //! HTTP surface of the gateway: `POST /v1/chat/completions`, `GET /v1/models`, `/healthz`,
 //! `/readyz`, and the embedded issuer's JWKS at `/.well-known/jwks.json`. One [`router`] serves
-//! both the plain server ([`serve`]) and, later, the Lambda entry.
+//! both the plain server ([`serve`], over [`crate::net::serve`]) and the Lambda entry.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{KeepAlive, Sse};
@@ -21,6 +20,7 @@ use tracing::Instrument;
 use crate::auth::{AuthError, Caller};
 use crate::chat::{ChatReply, RequestMeta, chat};
 use crate::error::ApiError;
+use crate::net::{ClientAddr, Edge};
 use crate::openai::{ModelEntry, ModelList};
 use crate::state::AppState;
 
@@ -45,17 +45,15 @@ pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow
     serve_with_shutdown(state, listener, std::future::pending()).await
 }
 
-/// Serve the gateway on `listener` until `shutdown` resolves, then finish in-flight requests.
+/// Serve the gateway on `listener` until `shutdown` resolves, then finish in-flight requests,
+/// with the timeouts and connection caps of `[server]` ([`crate::net::serve`]).
 pub async fn serve_with_shutdown(
     state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+    let edge = Edge::from_config(&state.config.server)?;
+    crate::net::serve(router(state), listener, edge, shutdown).await
 }
 
 /// An authenticated caller, extracted from `Authorization: Bearer`.
@@ -92,7 +90,8 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// The client's address as the socket saw it (`unknown` where there is no socket, as on Lambda).
+/// The client's address ([`ClientAddr`]: the TCP peer, or the client behind a trusted proxy;
+/// `unknown` where none was set).
 pub struct PeerIp(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
@@ -104,11 +103,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
 }
 
 fn peer(parts: &Parts) -> String {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    ClientAddr::text(&parts.extensions)
 }
 
 fn header_text(headers: &HeaderMap, name: header::HeaderName, max: usize) -> String {

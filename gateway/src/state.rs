@@ -92,6 +92,10 @@ impl AppState {
         let keys = KeyCache::new(
             key_source,
             Duration::from_secs(config.auth.jwks_min_refresh_secs),
+        )
+        .with_max_age(
+            Duration::from_secs(config.auth.jwks_max_age_secs),
+            crate::auth::jwks::KEY_MAX_AGE_BOUNDS,
         );
         let verifier = Verifier::new(
             keys,

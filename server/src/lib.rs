@@ -17,7 +17,6 @@ pub mod console;
 pub mod oidc;
 pub mod site;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -185,11 +184,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(oidc) = oidc {
         router = router.merge(oidc.routes());
     }
-    let console_server = axum::serve(
-        console_listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stopped(stop_rx.clone()));
+    // Both listeners share the edge: timeouts, connection caps and the client address
+    // behind trusted proxies, from `[server]`.
+    let edge = gateway::net::Edge::from_config(&state.config.server)?;
+    let console_server =
+        gateway::net::serve(router, console_listener, edge, stopped(stop_rx.clone()));
     let gateway_server =
         gateway::router::serve_with_shutdown(state, gateway_listener, stopped(stop_rx));
     let (console_result, gateway_result) = tokio::join!(

@@ -59,6 +59,17 @@ impl Gateway {
         config: Option<PathBuf>,
         env: &[(&str, &str)],
     ) -> Gateway {
+        Gateway::start_limited(data_dir, config, env, None)
+    }
+
+    /// [`Gateway::start_in`] with the process's open-file limit (soft and hard) set to
+    /// `nofile` first, through `sh -c 'ulimit -n …'`.
+    pub fn start_limited(
+        data_dir: tempfile::TempDir,
+        config: Option<PathBuf>,
+        env: &[(&str, &str)],
+        nofile: Option<u32>,
+    ) -> Gateway {
         let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -68,7 +79,16 @@ impl Gateway {
             data_dir.path().display().to_string(),
         ));
         env.push(("GOLDEN_PATH_SERVER__LISTEN".into(), "127.0.0.1:0".into()));
-        let mut cmd = Command::new(binary("gateway"));
+        let mut cmd = match nofile {
+            None => Command::new(binary("gateway")),
+            Some(limit) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(binary("gateway"));
+                sh
+            }
+        };
         cmd.arg("serve")
             .envs(env.iter().cloned())
             .env("RUST_LOG", "warn");

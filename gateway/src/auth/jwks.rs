@@ -1,7 +1,8 @@
 //! Verification keys: where they come from ([`KeySource`]: the embedded issuer in-process, or a
 //! JWKS URL via [`HttpJwks`]) and the cache in front of them ([`KeyCache`]), which turns a JWKS
-//! into `kid → (key, algorithm)` and refreshes at most once per `min_refresh_interval` when a
-//! token names an unknown `kid`.
+//! into `kid → (key, algorithm)`, uses it for the answer's `Cache-Control: max-age` (clamped to
+//! [`KEY_MAX_AGE_BOUNDS`]) before fetching again, and refreshes at most once per
+//! `min_refresh_interval` when a token names an unknown `kid`.
 //!
 //! Only RSA keys (→ RS256) and P-256 EC keys (→ ES256) are ever loaded; every other key in a
 //! JWKS (symmetric `oct`, OKP, other curves, `use: enc`, a conflicting `alg`, no `kid`) is
@@ -25,6 +26,12 @@ pub type JwkSet = jsonwebtoken::jwk::JwkSet;
 #[async_trait]
 pub trait KeySource: Send + Sync {
     async fn fetch(&self) -> Result<JwkSet, AuthError>;
+
+    /// The keys and how long the source says they may be cached (`Cache-Control: max-age`),
+    /// if it says.
+    async fn fetch_with_max_age(&self) -> Result<(JwkSet, Option<Duration>), AuthError> {
+        self.fetch().await.map(|set| (set, None))
+    }
 }
 
 /// How long one JWKS fetch may take, connection included.
@@ -43,7 +50,8 @@ impl HttpJwks {
         HttpJwks { url: url.into() }
     }
 
-    async fn fetch_body(&self) -> Result<Vec<u8>, JwksFetchError> {
+    /// The body of a 2xx answer, and its `Cache-Control: max-age`.
+    async fn fetch_body(&self) -> Result<(Vec<u8>, Option<Duration>), JwksFetchError> {
         let client = reqwest::Client::builder()
             .timeout(HTTP_JWKS_TIMEOUT)
             .connect_timeout(HTTP_JWKS_TIMEOUT)
@@ -59,6 +67,7 @@ impl HttpJwks {
         if !response.status().is_success() {
             return Err(JwksFetchError::Status(response.status().as_u16()));
         }
+        let max_age = cache_max_age(response.headers());
         if response
             .content_length()
             .is_some_and(|len| len > HTTP_JWKS_MAX_BYTES as u64)
@@ -72,8 +81,30 @@ impl HttpJwks {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok((body, max_age))
     }
+}
+
+/// `max-age` of a `Cache-Control` header, in seconds; `no-cache`/`no-store` count as 0 (the
+/// cache's lower bound then applies). `None` without one, or when it is malformed.
+fn cache_max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
+    let mut age = None;
+    for directive in value.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-cache" || lower == "no-store" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(secs) = lower.strip_prefix("max-age=") {
+            // A huge number saturates rather than failing: the upper bound applies.
+            let secs = secs.trim_matches('"');
+            if secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            age = Some(Duration::from_secs(secs.parse::<u64>().unwrap_or(u64::MAX)));
+        }
+    }
+    age
 }
 
 /// Why an HTTP JWKS fetch failed; logged, then reported as [`AuthError::KeysUnavailable`].
@@ -92,8 +123,14 @@ enum JwksFetchError {
 #[async_trait]
 impl KeySource for HttpJwks {
     async fn fetch(&self) -> Result<JwkSet, AuthError> {
+        self.fetch_with_max_age().await.map(|(set, _)| set)
+    }
+
+    async fn fetch_with_max_age(&self) -> Result<(JwkSet, Option<Duration>), AuthError> {
         let parsed = match self.fetch_body().await {
-            Ok(body) => serde_json::from_slice::<JwkSet>(&body).map_err(JwksFetchError::NotJwks),
+            Ok((body, max_age)) => serde_json::from_slice::<JwkSet>(&body)
+                .map(|set| (set, max_age))
+                .map_err(JwksFetchError::NotJwks),
             Err(e) => Err(e),
         };
         parsed.map_err(|error| {
@@ -103,12 +140,37 @@ impl KeySource for HttpJwks {
     }
 }
 
+/// One usable key: the decoding key, its one algorithm, and a digest of its public parameters
+/// (so a cached verification can tell whether the key it used is still the one published).
+#[derive(Clone)]
+struct Entry {
+    key: DecodingKey,
+    alg: Algorithm,
+    digest: KeyDigest,
+}
+
+/// SHA-256 of a key's public parameters as published (`n`/`e`, or `crv`/`x`/`y`).
+pub type KeyDigest = [u8; 32];
+
 /// The usable keys of one JWKS, by `kid`.
-type KeyMap = HashMap<String, (DecodingKey, Algorithm)>;
+type KeyMap = HashMap<String, Entry>;
+
+/// The keys of the last successful fetch and how long they may be used.
+struct Cached {
+    map: KeyMap,
+    fetched: Instant,
+    max_age: Duration,
+}
+
+impl Cached {
+    fn is_stale(&self) -> bool {
+        self.fetched.elapsed() >= self.max_age
+    }
+}
 
 /// What the cache holds for one `kid`.
 enum Lookup {
-    Found((DecodingKey, Algorithm)),
+    Found(Entry),
     UnknownKid,
     /// No fetch has succeeded yet.
     NoKeys,
@@ -117,16 +179,32 @@ enum Lookup {
 /// Least time between two fetches while no fetch has ever succeeded.
 const NO_KEYS_RETRY: Duration = Duration::from_secs(1);
 
-/// Caches the keys of one [`KeySource`]; refreshes on unknown `kid`, rate-limited.
+/// How long fetched keys are used when the JWKS answer says nothing (`Cache-Control: max-age`).
+pub const DEFAULT_KEY_MAX_AGE: Duration = Duration::from_secs(10 * 60);
+/// The bounds a JWKS answer's `max-age` is clamped to: a provider cannot make the gateway fetch
+/// more often than once a minute, nor trust a key it removed for more than an hour.
+pub const KEY_MAX_AGE_BOUNDS: (Duration, Duration) =
+    (Duration::from_secs(60), Duration::from_secs(60 * 60));
+
+/// Caches the keys of one [`KeySource`]; re-reads them when they are older than their max age,
+/// and on an unknown `kid`, both rate-limited.
 ///
-/// The first lookup fetches. A lookup for an unknown `kid` triggers a refresh unless one was
-/// attempted less than `min_refresh_interval` ago; one refresh runs at a time and concurrent
-/// callers wait for it rather than fetching again. A failed refresh keeps the cached keys.
+/// The first lookup fetches. Keys are used for the `max-age` the source gave (clamped to
+/// [`KEY_MAX_AGE_BOUNDS`]; [`DEFAULT_KEY_MAX_AGE`] without one); the first lookup after that
+/// fetches again, so a key the provider removed is refused within that age. A lookup for an
+/// unknown `kid` triggers a refresh too. Either refresh is skipped if one was attempted less
+/// than `min_refresh_interval` ago; one refresh runs at a time and concurrent callers wait for
+/// it rather than fetching again. A failed refresh keeps the cached keys (an outage of the
+/// provider does not lock every caller out) and is retried after `min_refresh_interval`.
 pub struct KeyCache {
     source: Arc<dyn KeySource>,
     min_refresh_interval: Duration,
+    /// Used when the source gives no max age.
+    default_max_age: Duration,
+    /// A source's max age is clamped to these.
+    max_age_bounds: (Duration, Duration),
     /// The keys of the last successful fetch; `None` until one succeeds.
-    keys: RwLock<Option<KeyMap>>,
+    keys: RwLock<Option<Cached>>,
     /// When a fetch was last attempted. Held for the whole refresh, so it also serialises them.
     last_attempt: Mutex<Option<Instant>>,
 }
@@ -136,31 +214,74 @@ impl KeyCache {
         KeyCache {
             source,
             min_refresh_interval,
+            default_max_age: DEFAULT_KEY_MAX_AGE,
+            max_age_bounds: KEY_MAX_AGE_BOUNDS,
             keys: RwLock::new(None),
             last_attempt: Mutex::new(None),
         }
     }
 
-    /// The decoding key and algorithm for `kid`, refreshing once (rate-limited) if unknown.
+    /// Use keys for `default` when the source gives no max age, and clamp the source's to
+    /// `bounds` (the gateway passes its `auth.jwks_max_age_secs` and [`KEY_MAX_AGE_BOUNDS`]).
+    pub fn with_max_age(mut self, default: Duration, bounds: (Duration, Duration)) -> KeyCache {
+        let (low, high) = bounds;
+        self.max_age_bounds = (low, high.max(low));
+        self.default_max_age = default.clamp(low, high.max(low));
+        self
+    }
+
+    /// The decoding key and algorithm for `kid`, refreshing first (rate-limited) if the keys are
+    /// past their max age or `kid` is unknown.
     pub async fn key_for(&self, kid: &str) -> Result<(DecodingKey, Algorithm), AuthError> {
-        if let Lookup::Found(found) = self.lookup(kid).await {
+        self.entry_for(kid)
+            .await
+            .map(|entry| (entry.key, entry.alg))
+    }
+
+    /// [`KeyCache::key_for`] with the key's [`KeyDigest`].
+    pub async fn key_with_digest(
+        &self,
+        kid: &str,
+    ) -> Result<(DecodingKey, Algorithm, KeyDigest), AuthError> {
+        self.entry_for(kid)
+            .await
+            .map(|entry| (entry.key, entry.alg, entry.digest))
+    }
+
+    /// Whether `kid` still names the key with `digest` (refreshing as [`KeyCache::key_for`]
+    /// does): how a cached verification checks that its key was neither removed nor replaced.
+    pub async fn still_published(&self, kid: &str, digest: &KeyDigest) -> Result<(), AuthError> {
+        match self.entry_for(kid).await {
+            Ok(entry) if entry.digest == *digest => Ok(()),
+            Ok(_) => Err(AuthError::Rejected("key replaced")),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn entry_for(&self, kid: &str) -> Result<Entry, AuthError> {
+        if let (Lookup::Found(found), false) = self.lookup(kid).await {
             return Ok(found);
         }
         self.refresh_if_due().await;
-        match self.lookup(kid).await {
+        match self.lookup(kid).await.0 {
             Lookup::Found(found) => Ok(found),
             Lookup::UnknownKid => Err(AuthError::Rejected("unknown kid")),
             Lookup::NoKeys => Err(AuthError::KeysUnavailable),
         }
     }
 
-    async fn lookup(&self, kid: &str) -> Lookup {
+    /// What the cache holds for `kid`, and whether the keys are past their max age.
+    async fn lookup(&self, kid: &str) -> (Lookup, bool) {
         match &*self.keys.read().await {
-            None => Lookup::NoKeys,
-            Some(map) => map
-                .get(kid)
-                .cloned()
-                .map_or(Lookup::UnknownKid, Lookup::Found),
+            None => (Lookup::NoKeys, true),
+            Some(cached) => (
+                cached
+                    .map
+                    .get(kid)
+                    .cloned()
+                    .map_or(Lookup::UnknownKid, Lookup::Found),
+                cached.is_stale(),
+            ),
         }
     }
 
@@ -170,22 +291,32 @@ impl KeyCache {
     /// find it recent and return.
     async fn refresh_if_due(&self) {
         let mut last_attempt = self.last_attempt.lock().await;
-        let interval = if self.keys.read().await.is_none() {
-            self.min_refresh_interval.min(NO_KEYS_RETRY)
-        } else {
-            self.min_refresh_interval
+        let interval = match &*self.keys.read().await {
+            None => self.min_refresh_interval.min(NO_KEYS_RETRY),
+            // Keys past their age are re-read at once, unless a refresh just ran (it failed, or
+            // a concurrent caller did it while this one waited for the lock).
+            Some(cached) if cached.is_stale() => self
+                .min_refresh_interval
+                .min(cached.fetched.elapsed().saturating_sub(cached.max_age)),
+            Some(_) => self.min_refresh_interval,
         };
         if last_attempt.is_some_and(|at| at.elapsed() < interval) {
             return;
         }
         *last_attempt = Some(Instant::now());
-        match self.source.fetch().await {
-            Ok(set) => {
+        match self.source.fetch_with_max_age().await {
+            Ok((set, max_age)) => {
                 let map = usable_keys(&set);
+                let (low, high) = self.max_age_bounds;
+                let max_age = max_age.map_or(self.default_max_age, |age| age.clamp(low, high));
                 if map.is_empty() {
                     tracing::warn!("JWKS has no usable RS256/ES256 keys; keeping cached keys");
                 } else {
-                    *self.keys.write().await = Some(map);
+                    *self.keys.write().await = Some(Cached {
+                        map,
+                        fetched: Instant::now(),
+                        max_age,
+                    });
                 }
             }
             Err(_) => tracing::warn!("JWKS refresh failed; keeping cached keys"),
@@ -201,8 +332,14 @@ fn usable_keys(set: &JwkSet) -> KeyMap {
             continue;
         };
         match key_and_alg(jwk) {
-            Some(entry) => {
-                map.entry(kid.to_string()).or_insert(entry);
+            Some((key, alg)) => {
+                let params = serde_json::to_vec(&jwk.algorithm).unwrap_or_default();
+                let mut digest = KeyDigest::default();
+                digest.copy_from_slice(
+                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &params).as_ref(),
+                );
+                map.entry(kid.to_string())
+                    .or_insert(Entry { key, alg, digest });
             }
             None => tracing::debug!(kid, "skipping JWKS key not usable for RS256/ES256"),
         }
@@ -263,6 +400,7 @@ mod tests {
         fetches: AtomicUsize,
         set: std::sync::Mutex<Option<JwkSet>>,
         delay: Duration,
+        max_age: Option<Duration>,
     }
 
     impl Counting {
@@ -271,6 +409,7 @@ mod tests {
                 fetches: AtomicUsize::new(0),
                 set: std::sync::Mutex::new(set),
                 delay: Duration::ZERO,
+                max_age: None,
             })
         }
         fn fetches(&self) -> usize {
@@ -289,6 +428,97 @@ mod tests {
             let set = self.set.lock().unwrap_or_else(|e| e.into_inner()).clone();
             set.ok_or(AuthError::KeysUnavailable)
         }
+
+        async fn fetch_with_max_age(&self) -> Result<(JwkSet, Option<Duration>), AuthError> {
+            self.fetch().await.map(|set| (set, self.max_age))
+        }
+    }
+
+    /// Age bounds for tests: 100 ms to 300 ms.
+    const TEST_AGES: (Duration, Duration) =
+        (Duration::from_millis(100), Duration::from_millis(300));
+
+    #[tokio::test]
+    async fn keys_past_their_max_age_are_read_again_and_a_removed_key_is_refused() {
+        let source = Counting::new(Some(set(vec![ec_jwk("a")])));
+        let cache = KeyCache::new(source.clone(), Duration::from_secs(60))
+            .with_max_age(Duration::from_millis(200), TEST_AGES);
+        cache.key_for("a").await.expect("lookup");
+        source.serve(Some(set(vec![ec_jwk("b")])));
+        // Within the max age: served from the cache, no fetch.
+        cache.key_for("a").await.expect("still cached");
+        assert_eq!(source.fetches(), 1);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(
+            cache.key_for("a").await.err(),
+            Some(AuthError::Rejected("unknown kid"))
+        );
+        assert_eq!(source.fetches(), 2);
+        cache.key_for("b").await.expect("new key");
+        assert_eq!(source.fetches(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_sources_max_age_is_clamped() {
+        for (said, stale_after) in [
+            (Duration::ZERO, Duration::from_millis(100)),
+            (Duration::from_secs(36_000), Duration::from_millis(300)),
+        ] {
+            let source = Arc::new(Counting {
+                fetches: AtomicUsize::new(0),
+                set: std::sync::Mutex::new(Some(set(vec![ec_jwk("a")]))),
+                delay: Duration::ZERO,
+                max_age: Some(said),
+            });
+            let cache = KeyCache::new(source.clone(), Duration::from_secs(60))
+                .with_max_age(Duration::from_millis(200), TEST_AGES);
+            cache.key_for("a").await.expect("lookup");
+            tokio::time::sleep(stale_after - Duration::from_millis(60)).await;
+            cache.key_for("a").await.expect("lookup");
+            assert_eq!(source.fetches(), 1, "{said:?}: still fresh");
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            cache.key_for("a").await.expect("lookup");
+            assert_eq!(source.fetches(), 2, "{said:?}: stale after {stale_after:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_of_stale_keys_keeps_them_rate_limited() {
+        let source = Counting::new(Some(set(vec![ec_jwk("a")])));
+        let cache = KeyCache::new(source.clone(), Duration::from_millis(300))
+            .with_max_age(Duration::from_millis(100), TEST_AGES);
+        cache.key_for("a").await.expect("lookup");
+        source.serve(None);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        cache.key_for("a").await.expect("stale keys kept");
+        assert_eq!(source.fetches(), 2);
+        cache.key_for("a").await.expect("stale keys kept");
+        assert_eq!(source.fetches(), 2, "no second attempt within the interval");
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        cache.key_for("a").await.expect("stale keys kept");
+        assert_eq!(source.fetches(), 3);
+    }
+
+    #[test]
+    fn cache_control_max_age_is_read() {
+        let age = |value: Option<&str>| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            if let Some(v) = value {
+                headers.insert(
+                    reqwest::header::CACHE_CONTROL,
+                    reqwest::header::HeaderValue::from_str(v).expect("header"),
+                );
+            }
+            cache_max_age(&headers).map(|d| d.as_secs())
+        };
+        assert_eq!(age(Some("max-age=120")), Some(120));
+        assert_eq!(age(Some("public, Max-Age=300, must-revalidate")), Some(300));
+        assert_eq!(age(Some("no-store")), Some(0));
+        assert_eq!(age(Some("max-age=99999999999999999999999")), Some(u64::MAX));
+        assert_eq!(age(Some("max-age=-1")), None);
+        assert_eq!(age(Some("max-age=")), None);
+        assert_eq!(age(Some("public")), None);
+        assert_eq!(age(None), None);
     }
 
     #[tokio::test]
@@ -390,6 +620,7 @@ mod tests {
             fetches: AtomicUsize::new(0),
             set: std::sync::Mutex::new(Some(set(vec![ec_jwk("a")]))),
             delay: Duration::from_millis(100),
+            max_age: None,
         });
         let cache = Arc::new(KeyCache::new(source.clone(), Duration::from_secs(60)));
         let lookups: Vec<_> = (0..16)

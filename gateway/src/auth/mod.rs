@@ -1,7 +1,7 @@
 //! Authentication: who is calling. Verifies the caller's JWT exactly as DESIGN §2.1
-//! (RS256/ES256 only; JWKS with one rate-limited refresh on an unknown `kid`; `iss`, audience or
-//! `client_id`, `token_use`, `exp`/`nbf` with a small leeway) and hosts the embedded issuer used
-//! on the embedded default.
+//! (RS256/ES256 only; JWKS keys re-read after their `max-age` and, rate-limited, on an unknown
+//! `kid`; `iss`, audience or `client_id`, `token_use`, `exp`/`nbf` with a small leeway) and hosts
+//! the embedded issuer used on the embedded default.
 //!
 //! - [`jwks`]: where verification keys come from ([`jwks::KeySource`]: the local issuer, or a
 //!   JWKS URL such as Cognito's) and the cache that refreshes them.

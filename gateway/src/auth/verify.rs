@@ -11,7 +11,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde_json::{Map, Value};
 
-use super::jwks::KeyCache;
+use super::jwks::{KeyCache, KeyDigest};
 use super::{AuthError, Caller};
 
 /// Tokens longer than this are refused before any parsing.
@@ -54,20 +54,25 @@ enum Kind {
 /// Most verified tokens remembered; the cache is emptied when it would grow past this.
 const MAX_CACHED_TOKENS: usize = 10_000;
 
-/// A token already verified: who it names and the window in which it is valid.
+/// A token already verified: who it names, the window in which it is valid, and the key that
+/// verified it (`kid` and the key's digest).
 #[derive(Clone)]
 struct Verified {
     caller: Caller,
     exp: i64,
     nbf: Option<i64>,
+    kid: String,
+    key: KeyDigest,
 }
 
 pub struct Verifier {
     keys: KeyCache,
     expect: Expectations,
     /// Verified tokens by SHA-256 of the whole compact token, so a client that reuses its token
-    /// (as every client does for its lifetime) pays for the signature check once. Only the time
-    /// checks are repeated on a hit; a token is never trusted past its `exp`.
+    /// (as every client does for its lifetime) pays for the signature check once. On a hit the
+    /// time checks are repeated and the key that verified it must still be published (the key
+    /// cache re-reads the JWKS when its keys pass their max age): a token is never trusted past
+    /// its `exp`, nor after its key was removed from the JWKS.
     verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], Verified>>,
 }
 
@@ -98,21 +103,20 @@ impl Verifier {
             if v.nbf.is_some_and(|nbf| now + leeway < nbf) {
                 return Err(AuthError::Rejected("not yet valid"));
             }
+            if let Err(e) = self.keys.still_published(&v.kid, &v.key).await {
+                if matches!(e, AuthError::Rejected(_)) {
+                    self.cache().remove(&fingerprint);
+                }
+                return Err(e);
+            }
             return Ok(v.caller);
         }
-        let (caller, exp, nbf) = self.verify_uncached(token).await?;
+        let (caller, verified) = self.verify_uncached(token).await?;
         let mut cache = self.cache();
         if cache.len() >= MAX_CACHED_TOKENS {
             cache.clear();
         }
-        cache.insert(
-            fingerprint,
-            Verified {
-                caller: caller.clone(),
-                exp,
-                nbf,
-            },
-        );
+        cache.insert(fingerprint, verified);
         Ok(caller)
     }
 
@@ -123,12 +127,12 @@ impl Verifier {
         }
     }
 
-    /// The full check: header, key, signature, claims. Returns the caller and its `exp`/`nbf`.
-    async fn verify_uncached(&self, token: &str) -> Result<(Caller, i64, Option<i64>), AuthError> {
+    /// The full check: header, key, signature, claims. Returns the caller and what to cache.
+    async fn verify_uncached(&self, token: &str) -> Result<(Caller, Verified), AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::Rejected("malformed or unsupported header"))?;
         let kid = check_header(&header)?;
-        let (key, key_alg) = self.keys.key_for(kid).await?;
+        let (key, key_alg, digest) = self.keys.key_with_digest(kid).await?;
         if header.alg != key_alg {
             return Err(AuthError::Rejected("algorithm does not match key"));
         }
@@ -141,7 +145,14 @@ impl Verifier {
             .and_then(Value::as_i64)
             .ok_or(AuthError::Rejected("exp not an integer"))?;
         let nbf = claims.get("nbf").and_then(Value::as_i64);
-        Ok((caller, exp, nbf))
+        let verified = Verified {
+            caller: caller.clone(),
+            exp,
+            nbf,
+            kid: kid.to_string(),
+            key: digest,
+        };
+        Ok((caller, verified))
     }
 
     /// Signature with exactly `alg`; `exp`, `iss` and `sub` required; `exp` and `nbf` checked
@@ -258,7 +269,7 @@ mod tests {
 
     use super::*;
     use crate::auth::issuer::{LocalIssuer, MintRequest};
-    use crate::auth::jwks::{JwkSet, KeySource};
+    use crate::auth::jwks::{HttpJwks, JwkSet, KeySource};
 
     const ISS: &str = "https://cognito-idp.eu-west-1.amazonaws.com/pool";
 
@@ -660,6 +671,86 @@ mod tests {
         assert!(token.len() > MAX_TOKEN_BYTES);
         assert_eq!(v.verify(&token).await, rejected("token too large"));
         assert_eq!(keys.source.fetches.load(Ordering::SeqCst), 0);
+    }
+
+    /// A JWKS endpoint on a port-0 socket serving whatever `doc` holds, with `max-age=1`.
+    async fn jwks_server(doc: Arc<std::sync::Mutex<JwkSet>>) -> String {
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move {
+                    let set = doc.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    (
+                        [(axum::http::header::CACHE_CONTROL, "max-age=1")],
+                        axum::Json(set),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        format!("http://{addr}/jwks")
+    }
+
+    #[tokio::test]
+    async fn a_key_removed_from_the_jwks_is_refused_within_its_max_age_cached_tokens_too() {
+        let keys = Keys::new();
+        let doc = Arc::new(std::sync::Mutex::new(keys.source.set.clone()));
+        let url = jwks_server(doc.clone()).await;
+        // The server says max-age=1; the test lets the cache go down to 100 ms.
+        let cache = KeyCache::new(Arc::new(HttpJwks::new(url)), Duration::from_secs(60))
+            .with_max_age(
+                Duration::from_secs(600),
+                (Duration::from_millis(100), Duration::from_secs(3600)),
+            );
+        let v = Verifier::new(cache, expectations(TokenUse::Access));
+        let cached = keys.es256(&access_claims());
+        assert_eq!(v.verify(&cached).await, Ok(caller("user-1", "app-1")));
+
+        // The provider rotates the EC key out.
+        doc.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys
+            .retain(|k| k.common.key_id.as_deref() != Some("ec"));
+        // Within the max age the cached keys (and the verified token) are still used...
+        assert_eq!(v.verify(&cached).await, Ok(caller("user-1", "app-1")));
+        // ...after it, neither the cached token nor a fresh one signed with the removed key is.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(v.verify(&cached).await, rejected("unknown kid"));
+        let fresh = keys.es256(&with(access_claims(), "jti", json!("another")));
+        assert_eq!(v.verify(&fresh).await, rejected("unknown kid"));
+        // The key still published keeps working.
+        let rsa = keys.rs256(&access_claims());
+        assert_eq!(v.verify(&rsa).await, Ok(caller("user-1", "app-1")));
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_is_refused_when_its_kid_names_another_key() {
+        let keys = Keys::new();
+        let other = Keys::new();
+        let doc = Arc::new(std::sync::Mutex::new(keys.source.set.clone()));
+        let url = jwks_server(doc.clone()).await;
+        let cache = KeyCache::new(Arc::new(HttpJwks::new(url)), Duration::from_secs(60))
+            .with_max_age(
+                Duration::from_secs(600),
+                (Duration::from_millis(100), Duration::from_secs(3600)),
+            );
+        let v = Verifier::new(cache, expectations(TokenUse::Access));
+        let token = keys.es256(&access_claims());
+        assert!(v.verify(&token).await.is_ok());
+        // Same kid, new key material.
+        *doc.lock().unwrap_or_else(|e| e.into_inner()) = other.source.set.clone();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(v.verify(&token).await, rejected("key replaced"));
+        // Once dropped from the cache, the full check refuses it too.
+        assert_eq!(v.verify(&token).await, rejected("bad signature"));
+        assert!(v.verify(&other.es256(&access_claims())).await.is_ok());
     }
 
     #[tokio::test]
