@@ -8,7 +8,7 @@
 //! state-changing requests, the status each server function answers a caller's mistake with
 //! (400, 404 for unknown or someone else's ids, 409; never 500), and that text anyone can store
 //! or link (guardrail fields, `?query=`, `?text=`) stays text in every page's textareas.
-#![expect(clippy::unwrap_used, clippy::panic, reason = "tests")]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 use std::collections::BTreeSet;
 

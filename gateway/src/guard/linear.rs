@@ -352,7 +352,7 @@ fn random_adversarial_texts_take_linear_time() {
                     .wrapping_add(1_442_695_040_888_963_407);
                 let k = (s >> 33) as usize;
                 t.push_str(parts[k % parts.len()]);
-                if noise && k % 7 == 0 {
+                if noise && k.is_multiple_of(7) {
                     t.push(' ');
                 }
             }

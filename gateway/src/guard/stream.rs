@@ -361,8 +361,7 @@ pub(crate) fn hold_back_start(pending: &str, guardrail: &CompiledGuardrail) -> u
         start = i;
     }
     let mut digits = count_digits(pending.get(start..).unwrap_or(""));
-    let mut joined = 0usize;
-    for _ in 0..MAX_WALK_TOKENS {
+    for joined in 0..MAX_WALK_TOKENS {
         let before = pending.get(..start).unwrap_or("");
         let trimmed = before.trim_end_matches(is_ws);
         if trimmed.is_empty() {
@@ -399,7 +398,6 @@ pub(crate) fn hold_back_start(pending: &str, guardrail: &CompiledGuardrail) -> u
         if !join {
             return start;
         }
-        joined += 1;
         digits += count_digits(token);
         start = t_start;
     }
