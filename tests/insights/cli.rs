@@ -134,7 +134,7 @@ fn deeply_nested_queries_are_a_syntax_error_not_a_crash() {
             dir.path(),
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(
             stderr.contains(&format!(
                 "line 1, column {column}: expected an expression nested at most 20 deep"
