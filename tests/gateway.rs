@@ -558,11 +558,10 @@ async fn fake_upstream(seen: Arc<Mutex<Vec<Value>>>) -> String {
     format!("http://{addr}/v1")
 }
 
-#[tokio::test]
-async fn openai_compatible_upstream_gets_the_pinned_model_and_guarded_text() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let base = fake_upstream(seen.clone()).await;
-    let config = format!(
+/// Feature `search` on model `llama`, an OpenAI-compatible upstream at `base`; `extra` ends the
+/// model's table.
+fn search_feature_on(base: &str, extra: &str) -> String {
+    format!(
         r#"
 [features.search]
 clients = ["search-app"]
@@ -575,9 +574,15 @@ throttle = {{ requests_per_minute = 600, burst = 100, tokens_per_minute = 100000
 provider = "openai"
 base_url = "{base}"
 model = "llama3.1:8b"
-api_key = "sk-upstream-secret"
-"#
-    );
+{extra}"#
+    )
+}
+
+#[tokio::test]
+async fn openai_compatible_upstream_gets_the_pinned_model_and_guarded_text() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let base = fake_upstream(seen.clone()).await;
+    let config = search_feature_on(&base, "api_key = \"sk-upstream-secret\"\n");
     let gw = Gateway::start(Some(&config), &[]);
     let token = gw.token("dev-1", "search");
     let resp = chat(&gw, &token, json!({"model": "llama", "messages": [{"role": "user", "content": format!("write to {EMAIL}")}]})).await;
@@ -751,21 +756,7 @@ fn audit_status(gw: &Gateway, request_id: &str) -> Value {
 #[tokio::test]
 async fn upstream_errors_and_cut_streams_are_model_errors_never_answers() {
     let base = bad_upstream().await;
-    let config = format!(
-        r#"
-[features.search]
-clients = ["search-app"]
-models = ["llama"]
-guardrail = "default"
-guardrail_version = "1"
-throttle = {{ requests_per_minute = 600, burst = 100, tokens_per_minute = 100000, tokens_per_day = 1000000 }}
-
-[models.llama]
-provider = "openai"
-base_url = "{base}"
-model = "llama3.1:8b"
-"#
-    );
+    let config = search_feature_on(&base, "");
     let gw = Gateway::start(Some(&config), &[]);
     let token = gw.token("dev-1", "search");
     for mode in ["ERROR200", "EMPTY", "NOFINISH"] {

@@ -184,6 +184,21 @@ fn pending_grant(r: &rusqlite::Row<'_>) -> rusqlite::Result<(PendingGrant, Optio
     ))
 }
 
+/// The pending change `id` and its password hash, or "no such pending change".
+fn pending_by_id(
+    db: &Connection,
+    id: i64,
+) -> Result<(PendingGrant, Option<String>), AccountsError> {
+    db.query_row(
+        "SELECT id, kind, target, requested_by, requested_at, password_hash
+         FROM pending_grants WHERE id = ?1",
+        params![id],
+        pending_grant,
+    )
+    .optional()?
+    .ok_or_else(|| AccountsError::InvalidUser("there is no such pending change".into()))
+}
+
 impl Accounts {
     /// Every account, by name.
     pub async fn accounts(&self, now_ms: i64) -> Result<Vec<Account>, AccountsError> {
@@ -416,17 +431,7 @@ impl Accounts {
         blocking(move || {
             this.with_db(|db| {
                 let tx = db.unchecked_transaction()?;
-                let (pending, hash) = tx
-                    .query_row(
-                        "SELECT id, kind, target, requested_by, requested_at, password_hash
-                         FROM pending_grants WHERE id = ?1",
-                        params![id],
-                        pending_grant,
-                    )
-                    .optional()?
-                    .ok_or_else(|| {
-                        AccountsError::InvalidUser("there is no such pending change".into())
-                    })?;
+                let (pending, hash) = pending_by_id(&tx, id)?;
                 if pending.requested_by == approver {
                     return Err(AccountsError::InvalidUser(
                         "a change you asked for needs another admin's approval".into(),
@@ -493,17 +498,7 @@ impl Accounts {
         blocking(move || {
             this.with_db(|db| {
                 let tx = db.unchecked_transaction()?;
-                let (pending, _) = tx
-                    .query_row(
-                        "SELECT id, kind, target, requested_by, requested_at, NULL
-                         FROM pending_grants WHERE id = ?1",
-                        params![id],
-                        pending_grant,
-                    )
-                    .optional()?
-                    .ok_or_else(|| {
-                        AccountsError::InvalidUser("there is no such pending change".into())
-                    })?;
+                let (pending, _) = pending_by_id(&tx, id)?;
                 tx.execute("DELETE FROM pending_grants WHERE id = ?1", params![id])?;
                 tx.commit()?;
                 Ok(pending)
